@@ -34,6 +34,7 @@ __all__ = [
     "DeadLetterCoder",
     "new_article",
     "new_dead_letter",
+    "dead_letter_for_article",
     "ack_of",
 ]
 
@@ -91,13 +92,21 @@ _ACK_FIELD = {
 }
 
 
+_INTERNAL_FIELDS = [
+    _ACK_FIELD,
+    # The original message, so a later stage that fails on this article can dead-letter its bytes.
+    {"name": "_key", "type": ["null", "bytes"], "default": None},
+    {"name": "_value", "type": ["null", "bytes"], "default": None},
+]
+
+
 @functools.lru_cache(maxsize=None)
 def _inflight_schema(name: str) -> Any:
     # In flight, times stay plain epoch-millisecond ints: drop logical types so fastavro does not
     # turn them into datetimes on decode.
     schema = json.loads(schema_json(name), object_hook=_without_logical_type)
     schema["name"] = "InFlight" + schema["name"]
-    schema["fields"] = schema["fields"] + [copy.deepcopy(_ACK_FIELD)]
+    schema["fields"] = schema["fields"] + [copy.deepcopy(f) for f in _INTERNAL_FIELDS]
     return fastavro.parse_schema(schema)
 
 
@@ -193,6 +202,8 @@ def new_article(rec: KafkaRecord, *, article_id: str, raw_body: str, ingested_at
         entities=[],
         pipeline_version=__version__,
         _ack=_ack_dict(rec),
+        _key=rec.key,
+        _value=rec.value,
     )
     return art
 
@@ -210,6 +221,23 @@ def new_dead_letter(rec: KafkaRecord, *, stage: str, error_type: str, reason: st
         article_id=article_id,
         pipeline_version=__version__,
         _ack=_ack_dict(rec),
+    )
+
+
+def dead_letter_for_article(article: Article, *, stage: str, error_type: str, reason: str,
+                            failed_at: int) -> DeadLetter:
+    """A dead letter for an article a later stage failed on, with the original message bytes."""
+    return DeadLetter(
+        origin=dict(article["origin"]),
+        key=article.get("_key"),
+        value=article.get("_value"),
+        stage=stage,
+        error_type=error_type,
+        reason=reason,
+        failed_at=failed_at,
+        article_id=article.get("article_id"),
+        pipeline_version=__version__,
+        _ack=dict(article["_ack"]),
     )
 
 

@@ -1,0 +1,98 @@
+"""What every article stage shares: output tags, error routing, counters.
+
+A stage is a composite ``PTransform`` over ``PCollection[Article]`` whose ``expand`` returns a dict::
+
+    {"articles": PCollection[Article], "dead_letters": PCollection[DeadLetter]}
+    # dedup stages add "duplicates": PCollection[Article] (dropped copies, kept for the accounts)
+
+Its per-element work is an :class:`ArticleStageFn`: ``apply(article)`` returns the new Article (a copy,
+inputs are never mutated). Any exception becomes a dead letter naming the stage and the exception, and the
+stream goes on: one poisonous article never stops the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Iterable
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from pipeline.records import Article, DeadLetter, dead_letter_for_article
+
+__all__ = [
+    "ARTICLES",
+    "DEAD_LETTERS",
+    "DUPLICATES",
+    "METRICS_NAMESPACE",
+    "now_ms",
+    "stage_dead_letter",
+    "ArticleStageFn",
+    "apply_stage_fn",
+    "typed",
+]
+
+_LOGGER = logging.getLogger(__name__)
+
+ARTICLES = "articles"
+DEAD_LETTERS = "dead_letters"
+DUPLICATES = "duplicates"
+METRICS_NAMESPACE = "wirestream"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def stage_dead_letter(article: Article, stage: str, exc: BaseException) -> DeadLetter:
+    """Dead letter for an article that made ``stage`` raise ``exc``."""
+    reason = (f"stage {stage!r} raised {type(exc).__name__}: {exc}. The article is kept here with its "
+              "original bytes; fix the input or the stage and re-send it to the input topic.")
+    return dead_letter_for_article(article, stage=stage, error_type=f"StageError:{type(exc).__name__}",
+                                   reason=reason[:4000], failed_at=now_ms())
+
+
+class ArticleStageFn(beam.DoFn):
+    """Base DoFn for a stateless per-article stage.
+
+    Subclasses set ``stage`` and implement :meth:`apply`. Counters: ``<stage>_in``, ``<stage>_out``,
+    ``<stage>_failed`` in the ``wirestream`` namespace.
+    """
+
+    stage = "stage"
+
+    def __init__(self):
+        super().__init__()
+        self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{self.stage}_in")
+        self._out = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{self.stage}_out")
+        self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"{self.stage}_failed")
+
+    def apply(self, article: Article) -> Article:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def process(self, article: Article) -> Iterable:
+        self._in.inc()
+        try:
+            out = self.apply(article)
+        except Exception as exc:  # noqa: BLE001 - any failure of one record becomes a dead letter
+            self._failed.inc()
+            _LOGGER.warning("stage %s failed on article %s (%s: %s); dead-lettered",
+                            self.stage, article.get("article_id"), type(exc).__name__, exc)
+            yield pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(article, self.stage, exc))
+            return
+        self._out.inc()
+        yield out
+
+
+def apply_stage_fn(articles: beam.PCollection, fn: beam.DoFn, label: str) -> dict:
+    """Apply a stage DoFn with the dead-letter output wired; returns the stage output dict."""
+    res = articles | label >> beam.ParDo(fn).with_output_types(Article).with_outputs(DEAD_LETTERS, main=ARTICLES)
+    return {ARTICLES: res[ARTICLES], DEAD_LETTERS: typed(res[DEAD_LETTERS], DeadLetter)}
+
+
+def typed(pcoll: beam.PCollection, element_type: type) -> beam.PCollection:
+    """Declare the element type of a tagged output, so Beam picks our deterministic coder for it
+    (tagged outputs of a ParDo carry no type hint of their own)."""
+    pcoll.element_type = element_type
+    return pcoll
