@@ -1,0 +1,162 @@
+"""Builds (does not run) the wirestream graph.
+
+    build_pipeline(p, config)      -> PipelineOutputs  (Kafka source, all stages, Kafka sinks, commits)
+    build_stages(records, config)  -> StageOutputs     (parse .. encode; no IO: what tests assert on)
+
+Stage list, in order (each is its own module under ``pipeline.stages``; labels are stable so a streaming
+job can be updated in place):
+
+    ReadFromKafka -> ParseArticles -> ExactDedup -> StripBoilerplate -> NearDuplicates -> ExtractFacts
+        -> EncodeArticles -> WriteArticles
+    dead letters of every stage -> EncodeDeadLetters -> WriteDeadLetters
+    duplicates of both dedup stages -> (WriteDuplicates | CountDuplicates)
+    acks of all three -> CommitOffsets
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import NamedTuple, Optional
+
+import apache_beam as beam
+
+from pipeline.kafkaio import CommitOffsets, ReadFromKafka, WriteToKafka
+from pipeline.options import Config, KafkaIO, NearDupMode
+from pipeline.records import Ack, Article, DeadLetter, ack_of
+from pipeline.stages.common import ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE
+from pipeline.stages.dedup import ExactDedup
+from pipeline.stages.parse import ParseArticles
+from pipeline.stages.sink import EncodeArticles, EncodeDeadLetters, public_record
+
+__all__ = ["StageOutputs", "PipelineOutputs", "build_stages", "build_pipeline"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class StageOutputs(NamedTuple):
+    articles: beam.PCollection  # Article, fully enriched
+    encoded: beam.PCollection  # OutboundMessage for the output topic
+    dead_letters: beam.PCollection  # DeadLetter, from every stage
+    duplicates: beam.PCollection  # Article, dropped exact and near duplicates
+
+
+class PipelineOutputs(NamedTuple):
+    stages: StageOutputs
+    acks: beam.PCollection  # Ack of every handled input
+
+
+def _flatten(pcolls, label, element_type):
+    pcolls = list(pcolls)
+    out = tuple(pcolls) | label >> beam.Flatten()
+    out.element_type = element_type
+    return out
+
+
+def build_stages(records: beam.PCollection, config: Config) -> StageOutputs:
+    """Parse .. encode over ``PCollection[KafkaRecord]`` (from Kafka, or ``beam.Create`` in tests)."""
+    dead, dups = [], []
+    parsed = records | "ParseArticles" >> ParseArticles(
+        limits=config.limits, schema_registry_url=config.schema_registry_url,
+        registry_config=config.registry_config)
+    dead.append(parsed[DEAD_LETTERS])
+    exact = parsed[ARTICLES] | "ExactDedup" >> ExactDedup(horizon_seconds=config.dedup_horizon_seconds)
+    dead.append(exact[DEAD_LETTERS])
+    dups.append(exact[DUPLICATES])
+    articles = exact[ARTICLES]
+    if config.boilerplate:
+        from pipeline.stages.boilerplate import StripBoilerplate
+
+        res = articles | "StripBoilerplate" >> StripBoilerplate(rules_path=config.boilerplate_rules)
+        dead.append(res[DEAD_LETTERS])
+        articles = res[ARTICLES]
+    if config.near_dedup:
+        from pipeline.stages.neardup import NearDuplicates
+
+        kwargs = {"horizon_seconds": config.dedup_horizon_seconds,
+                  "mode": config.near_duplicates.value}
+        if config.near_dup_threshold is not None:
+            kwargs["threshold"] = config.near_dup_threshold
+        res = articles | "NearDuplicates" >> NearDuplicates(**kwargs)
+        dead.append(res[DEAD_LETTERS])
+        if DUPLICATES in res:
+            dups.append(res[DUPLICATES])
+        articles = res[ARTICLES]
+    if config.nlp:
+        from pipeline.stages.nlp import ExtractFacts
+
+        res = articles | "ExtractFacts" >> ExtractFacts(spacy_model=config.spacy_model)
+        dead.append(res[DEAD_LETTERS])
+        articles = res[ARTICLES]
+    enc = articles | "EncodeArticles" >> EncodeArticles(
+        topic=config.output_topic, schema_registry_url=config.schema_registry_url,
+        registry_config=config.registry_config)
+    dead.append(enc[DEAD_LETTERS])
+    return StageOutputs(
+        articles=articles,
+        encoded=enc[ARTICLES],
+        dead_letters=_flatten(dead, "CollectDeadLetters", DeadLetter),
+        duplicates=_flatten(dups, "CollectDuplicates", Article),
+    )
+
+
+class _CountFn(beam.DoFn):
+    def __init__(self, name: str):
+        self._counter = beam.metrics.Metrics.counter(METRICS_NAMESPACE, name)
+
+    def process(self, record):
+        self._counter.inc()
+        yield ack_of(record)
+
+
+def _source(p: beam.Pipeline, config: Config) -> beam.PCollection:
+    if config.kafka_io == KafkaIO.XLANG:
+        from pipeline.xlang import XlangReadFromKafka
+
+        return p | "ReadFromKafka" >> XlangReadFromKafka(config)
+    return p | "ReadFromKafka" >> ReadFromKafka(
+        config.consumer_config, config.input_topics, start=config.start, bounded=config.bounded,
+        stop_timestamp_ms=config.stop_ms)
+
+
+def build_pipeline(p: beam.Pipeline, config: Config) -> PipelineOutputs:
+    """The whole job: Kafka in, stages, Kafka out, offset commits."""
+    stages = build_stages(_source(p, config), config)
+    if config.kafka_io == KafkaIO.XLANG:
+        from pipeline.xlang import XlangWriteToKafka
+
+        stages.encoded | "WriteArticles" >> XlangWriteToKafka(config, config.output_topic)
+        (stages.dead_letters
+         | "EncodeDeadLetters" >> EncodeDeadLetters(topic=config.dead_letter_topic)
+         | "WriteDeadLetters" >> XlangWriteToKafka(config, config.dead_letter_topic))
+        return PipelineOutputs(stages, None)
+    acks = [stages.encoded | "WriteArticles" >> WriteToKafka(config.producer_config, config.output_topic,
+                                                             counter="written")]
+    acks.append(stages.dead_letters
+                | "EncodeDeadLetters" >> EncodeDeadLetters(
+                    topic=config.dead_letter_topic, schema_registry_url=config.schema_registry_url,
+                    registry_config=config.registry_config)
+                | "WriteDeadLetters" >> WriteToKafka(config.producer_config, config.dead_letter_topic,
+                                                     counter="dead_lettered"))
+    if config.duplicates_topic:
+        dup_enc = stages.duplicates | "EncodeDuplicates" >> EncodeArticles(
+            topic=config.duplicates_topic, schema_registry_url=config.schema_registry_url,
+            registry_config=config.registry_config)
+        acks.append(dup_enc[ARTICLES] | "WriteDuplicates" >> WriteToKafka(
+            config.producer_config, config.duplicates_topic, counter="duplicates"))
+        # a duplicate that cannot be encoded is still only a duplicate: ack it
+        acks.append(dup_enc[DEAD_LETTERS] | "AckUnencodableDuplicates" >> beam.ParDo(_CountFn("duplicates"))
+                    .with_output_types(Ack))
+    else:
+        acks.append(stages.duplicates | "CountDuplicates" >> beam.ParDo(_CountFn("duplicates"))
+                    .with_output_types(Ack))
+    all_acks = _flatten(acks, "CollectAcks", Ack)
+    if config.commit_offsets:
+        all_acks | "CommitOffsets" >> CommitOffsets(config.consumer_config)
+    if config.output_file:
+        from pipeline.avro import ENRICHED_ARTICLE, load_schema
+
+        (stages.articles
+         | "PublicRecords" >> beam.Map(public_record)
+         | "WriteAvroFile" >> beam.io.WriteToAvro(config.output_file, schema=load_schema(ENRICHED_ARTICLE),
+                                                  file_name_suffix=".avro"))
+    return PipelineOutputs(stages, all_acks)

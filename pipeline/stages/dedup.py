@@ -1,0 +1,98 @@
+"""Exact deduplication: drop redeliveries and identical re-publications within a horizon.
+
+An article is a duplicate when an article with the same normalized title+body hash
+(``dedup.content_hash``) was seen within ``horizon`` of event time, whatever its id. A known id with new
+content is an update and passes (it has a new hash); consumers key by article id.
+
+Keyed by content hash; per key the state holds the first copy's id and event time. Timeline for one key
+(horizon H)::
+
+    t0  first copy arrives       -> passes; state = (id0, t0); timer at t0 + H
+    t1  copy, |t1 - t0| <= H     -> duplicate of id0 (to the "duplicates" output, counted)
+    t0 + H  watermark passes     -> state cleared: memory is bounded by the horizon
+    t2  copy, |t2 - t0| > H      -> passes as a new first copy (same text, a different occasion)
+
+Event time is ``published_at`` when the article has one, else its Kafka timestamp; the timer runs on the
+element timestamps (Kafka time) so state is freed as the stream advances.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import apache_beam as beam
+from apache_beam import coders, pvalue
+from apache_beam.transforms import userstate
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.utils.timestamp import Duration
+
+from pipeline.records import Article
+from pipeline.stages.common import ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, stage_dead_letter, typed
+from pipeline.records import DeadLetter
+
+__all__ = ["ExactDedup", "event_time_ms"]
+
+
+def event_time_ms(article: dict) -> int:
+    """The article's event time: published_at, else the Kafka timestamp, else ingestion time."""
+    return article.get("published_at") or article["origin"].get("timestamp") or article["ingested_at"]
+
+
+class _ExactDedupFn(beam.DoFn):
+    FIRST = userstate.ReadModifyWriteStateSpec(
+        "first", coders.TupleCoder([coders.StrUtf8Coder(), coders.VarIntCoder()]))
+    EXPIRY = userstate.TimerSpec("expiry", TimeDomain.WATERMARK)
+
+    def __init__(self, horizon_ms: int):
+        self._horizon = horizon_ms
+        self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_in")
+        self._dups = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "exact_duplicates")
+
+    def process(self, element: Tuple[str, Article], timestamp=beam.DoFn.TimestampParam,
+                first=beam.DoFn.StateParam(FIRST), expiry=beam.DoFn.TimerParam(EXPIRY)):
+        _key, article = element
+        self._in.inc()
+        try:
+            t = event_time_ms(article)
+            seen = first.read()
+        except Exception as exc:  # noqa: BLE001
+            yield pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(article, "dedup", exc))
+            return
+        if seen is not None and abs(t - seen[1]) <= self._horizon:
+            self._dups.inc()
+            out = Article(article)
+            out["dedup"] = dict(article["dedup"], duplicate_of=seen[0], similarity=1.0, story_id=seen[0])
+            yield pvalue.TaggedOutput(DUPLICATES, out)
+            return
+        first.write((article["article_id"], t))
+        expiry.set(timestamp + Duration(seconds=self._horizon / 1000.0))
+        yield article
+
+    @userstate.on_timer(EXPIRY)
+    def expire(self, first=beam.DoFn.StateParam(FIRST)):
+        first.clear()
+
+
+class ExactDedup(beam.PTransform):
+    """``PCollection[Article]`` -> ``{"articles", "duplicates", "dead_letters"}``.
+
+    Args:
+      horizon_seconds: how far apart in event time two identical articles still count as one.
+    """
+
+    def __init__(self, *, horizon_seconds: float = 7 * 24 * 3600):
+        super().__init__()
+        if horizon_seconds <= 0:
+            raise ValueError(f"horizon_seconds must be positive, got {horizon_seconds!r}")
+        self._horizon_ms = int(horizon_seconds * 1000)
+
+    def expand(self, articles):
+        res = (
+            articles
+            | "KeyByContent" >> beam.Map(lambda a: (a["dedup"]["content_hash"], a)).with_output_types(
+                Tuple[str, Article])
+            | "DropExactCopies" >> beam.ParDo(_ExactDedupFn(self._horizon_ms)).with_output_types(Article)
+            .with_outputs(DUPLICATES, DEAD_LETTERS, main=ARTICLES)
+        )
+        return {ARTICLES: res[ARTICLES], DUPLICATES: typed(res[DUPLICATES], Article),
+                DEAD_LETTERS: typed(res[DEAD_LETTERS], DeadLetter)}

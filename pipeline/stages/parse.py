@@ -1,0 +1,74 @@
+"""Parse stage: KafkaRecord -> Article, or a dead letter with the bytes, origin and reason."""
+
+from __future__ import annotations
+
+import logging
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from pipeline.errors import RecordError
+from pipeline.parse import ParseLimits, parse_value
+from pipeline.records import Article, DeadLetter, KafkaRecord, new_article, new_dead_letter
+from pipeline.stages.common import ARTICLES, DEAD_LETTERS, METRICS_NAMESPACE, now_ms, typed
+
+__all__ = ["ParseArticles"]
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class _ParseFn(beam.DoFn):
+    def __init__(self, limits: ParseLimits, schema_registry_url: str | None, registry_config: dict | None):
+        self._limits = limits
+        self._registry_url = schema_registry_url
+        self._registry_config = dict(registry_config or {})
+        self._confluent = None
+        self._parsed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "parsed")
+        self._rejected = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "parse_rejected")
+
+    def setup(self):
+        if self._registry_url:
+            from pipeline.registry import confluent_decoder
+
+            self._confluent = confluent_decoder(self._registry_url, self._registry_config)
+
+    def process(self, rec: KafkaRecord):
+        try:
+            fields = parse_value(rec.value, limits=self._limits, confluent_decoder=self._confluent)
+        except RecordError as exc:
+            self._rejected.inc()
+            yield pvalue.TaggedOutput(DEAD_LETTERS, new_dead_letter(
+                rec, stage="parse", error_type=exc.error_type, reason=str(exc), failed_at=now_ms()))
+            return
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the stream either
+            self._rejected.inc()
+            _LOGGER.warning("unexpected %s parsing %s[%d]@%d: %s", type(exc).__name__, rec.topic, rec.partition,
+                            rec.offset, exc)
+            yield pvalue.TaggedOutput(DEAD_LETTERS, new_dead_letter(
+                rec, stage="parse", error_type=f"StageError:{type(exc).__name__}",
+                reason=f"parser raised {type(exc).__name__}: {exc}", failed_at=now_ms()))
+            return
+        self._parsed.inc()
+        yield new_article(rec, article_id=fields.article_id, raw_body=fields.raw_body, ingested_at=now_ms(),
+                          publisher=fields.publisher, url=fields.url, title=fields.title,
+                          language=fields.language, published_at=fields.published_at, flags=fields.flags)
+
+
+class ParseArticles(beam.PTransform):
+    """``PCollection[KafkaRecord]`` -> ``{"articles": PCollection[Article], "dead_letters": ...}``.
+
+    Args:
+      limits: size limits (:class:`~pipeline.parse.ParseLimits`).
+      schema_registry_url: decode Confluent-framed Avro through this registry (optional).
+      registry_config: extra schema-registry client settings (credentials...).
+    """
+
+    def __init__(self, *, limits: ParseLimits = ParseLimits(), schema_registry_url: str | None = None,
+                 registry_config: dict | None = None):
+        super().__init__()
+        self._fn = _ParseFn(limits, schema_registry_url, registry_config)
+
+    def expand(self, records):
+        res = records | "Parse" >> beam.ParDo(self._fn).with_output_types(Article).with_outputs(
+            DEAD_LETTERS, main=ARTICLES)
+        return {ARTICLES: res[ARTICLES], DEAD_LETTERS: typed(res[DEAD_LETTERS], DeadLetter)}
