@@ -1,0 +1,2 @@
+def find_events(doc, **kw):
+    return []
