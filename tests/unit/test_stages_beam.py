@@ -1,0 +1,77 @@
+"""Beam tests (TestPipeline + assert_that) for parse, exact dedup and the stage graph without IO."""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import TimestampedValue
+
+from pipeline.builder import build_stages
+from pipeline.options import Config
+from pipeline.records import KafkaRecord
+from pipeline.stages.common import ARTICLES, DEAD_LETTERS, DUPLICATES
+from pipeline.stages.dedup import ExactDedup
+from pipeline.stages.parse import ParseArticles
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def _rec(offset: int, value: bytes, ts: int = 1_700_000_000_000, partition: int = 0) -> KafkaRecord:
+    return KafkaRecord("raw", partition, offset, ts, None, value, [], offset, 0)
+
+
+def _article(aid: str, body: str, published: str = "2026-11-20T10:00:00Z", title: str = "T") -> bytes:
+    return json.dumps({"id": aid, "title": title, "body": body, "published_at": published}).encode()
+
+
+def _records(*values):
+    return [TimestampedValue(_rec(i, v), 1_700_000_000 + i) for i, v in enumerate(values)]
+
+
+def test_parse_routes_garbage_to_dead_letters_with_origin():
+    with TestPipeline() as p:
+        res = (p | beam.Create(_records(_article("a", "Body"), b"garbage")).with_output_types(KafkaRecord)
+               | ParseArticles())
+        assert_that(res[ARTICLES] | beam.Map(lambda a: (a["article_id"], a["body"])), equal_to([("a", "Body")]),
+                    label="articles")
+        assert_that(res[DEAD_LETTERS] | beam.Map(lambda d: (d["origin"]["offset"], d["value"], d["stage"],
+                                                            d["error_type"])),
+                    equal_to([(1, b"garbage", "parse", "InvalidJson")]), label="dead")
+
+
+def test_exact_dedup_drops_copies_within_horizon_and_keeps_updates_and_old_reprints():
+    values = [
+        _article("a", "Same text."),
+        _article("a", "Same text."),  # redelivery
+        _article("b", "Same   text.", published="2026-11-21T10:00:00Z"),  # another outlet, same text, a day later
+        _article("a", "Corrected text."),  # update: same id, new content
+        _article("c", "Same text.", published="2026-12-20T10:00:00Z"),  # a month later: a new occasion
+    ]
+    with TestPipeline() as p:
+        parsed = p | beam.Create(_records(*values)).with_output_types(KafkaRecord) | ParseArticles()
+        res = parsed[ARTICLES] | ExactDedup(horizon_seconds=7 * 24 * 3600)
+        assert_that(res[ARTICLES] | beam.Map(lambda a: (a["article_id"], a["body"])),
+                    equal_to([("a", "Same text."), ("a", "Corrected text."), ("c", "Same text.")]), label="kept")
+        assert_that(res[DUPLICATES] | beam.Map(lambda a: (a["article_id"], a["dedup"]["duplicate_of"])),
+                    equal_to([("a", "a"), ("b", "a")]), label="dups")
+
+
+def test_stage_graph_without_io_accounts_for_every_record():
+    config = Config.from_options(PipelineOptions([
+        "--bootstrap-servers", "unused:9092", "--input-topic", "raw", "--output-topic", "out",
+        "--no-boilerplate", "--no-near-dedup", "--no-nlp"]))
+    values = [_article("a", "One."), _article("a", "One."), b"{}", _article("b", "Two.")]
+    with TestPipeline() as p:
+        out = build_stages(p | beam.Create(_records(*values)).with_output_types(KafkaRecord), config)
+        assert_that(out.encoded | beam.Map(lambda m: m.key), equal_to([b"a", b"b"]), label="encoded")
+        assert_that(out.duplicates | beam.Map(lambda a: a["article_id"]), equal_to(["a"]), label="dups")
+        assert_that(out.dead_letters | beam.Map(lambda d: d["error_type"]), equal_to(["MissingBody"]), label="dead")
+        # acks cover every input offset exactly once
+        acks = (out.encoded | beam.Map(lambda m: m.ack.offset),
+                out.duplicates | "dup offsets" >> beam.Map(lambda a: a["_ack"]["offset"]),
+                out.dead_letters | "dead offsets" >> beam.Map(lambda d: d["_ack"]["offset"])) | beam.Flatten()
+        assert_that(acks, equal_to([0, 1, 2, 3]), label="acks")
