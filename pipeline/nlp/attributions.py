@@ -63,8 +63,17 @@ _NOT_CREDIT = re.compile(r"(?i)\b(?:photo|photograph|photos|image|images|picture
 @dataclass
 class AttributionResult:
     attributions: list[dict] = field(default_factory=list)
-    #: sentence index -> canonical name of the source that sentence is attributed to
-    sentence_source: dict[int, str] = field(default_factory=dict)
+    #: sentence index -> [(token index of the cue, canonical source name)] of the sources cited in it
+    sentence_source: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
+
+    def source_for(self, sentence: int, token: int) -> str | None:
+        """The source an event at ``token`` of ``sentence`` is attributed to: the nearest cue after it,
+        else the nearest before it."""
+        cues = self.sentence_source.get(sentence) or []
+        after = [c for c in cues if c[0] > token]
+        if after:
+            return min(after)[1]
+        return max(cues)[1] if cues else None
 
 
 def attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]] | None = None,
@@ -100,14 +109,15 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
     last_body: list[Mention | None] = [None]
 
     def emit(m: Mention, cue: str, role: str | None, si: int, content: str | None = None,
-             char_span: tuple[int, int] | None = None) -> None:
+             char_span: tuple[int, int] | None = None, at: int | None = None) -> None:
         kind = m.kind
         if kind in ("country", "group"):
             kind = "official_body"
         if kind == "place":
             return
         key = (m.name.lower(), kind)
-        res.sentence_source.setdefault(si + sentence_offset, m.name)
+        if at is not None:
+            res.sentence_source.setdefault(si + sentence_offset, []).append((at, m.name))
         if kind == "person":
             last_person[0] = m
         elif kind != "news_agency":
@@ -161,7 +171,7 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
                 m = _mention_after(dm, i + 2, sent.end)
                 if m:
                     emit(_resolve(dm, m, last_person, last_body), "according to",
-                         "channel" if m.kind == "news_agency" else "speaker", si, _content(sent, i))
+                         "channel" if m.kind == "news_agency" else "speaker", si, _content(sent, i), at=i)
                 continue
             if low in ("citing", "quoting") or (low in ("cited", "quoted") and i + 1 < sent.end
                                                  and doc[i + 1].lower_ == "by"):
@@ -169,13 +179,13 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
                 m = _mention_after(dm, j, sent.end)
                 if m and (m.kind != "person" or low in ("citing",)):
                     emit(_resolve(dm, m, last_person, last_body), "citing" if low == "citing" else "quoted",
-                         "channel" if m.kind == "news_agency" else "speaker", si)
+                         "channel" if m.kind == "news_agency" else "speaker", si, at=i)
                 # "TASS, quoting X, reported": the agency before is handled by the subject rule
             if low in ("interview", "speaking", "spoke", "talking") and i + 1 < sent.end \
                     and doc[i + 1].lower_ in ("with", "to"):
                 m = _mention_after(dm, i + 2, sent.end)
                 if m and m.kind == "news_agency":
-                    emit(m, "told", "channel", si)
+                    emit(m, "told", "channel", si, at=i)
                 continue
             if low not in CUE_VERBS:
                 continue
@@ -187,7 +197,7 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
             if low in ("told", "tells", "tell") and i + 1 < sent.end:
                 m = _mention_after(dm, i + 1, min(sent.end, i + 8))
                 if m and m.kind == "news_agency":
-                    emit(m, "told", "channel", si)
+                    emit(m, "told", "channel", si, at=i)
             # subject before the cue
             subj = _subject_before(dm, sent, i)
             if subj is not None:
@@ -197,7 +207,7 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
                 r = _resolve(dm, subj, last_person, last_body)
                 if r is not None:
                     emit(r, _cue_name(low), "channel" if r.kind == "news_agency" else "speaker", si,
-                         _content(sent, i))
+                         _content(sent, i), at=i)
                 continue
             # inverted: '..., said X' / '"...", X said' handled above; here 'said X'
             prev = doc[i - 1] if i > sent.start else None
@@ -206,7 +216,7 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
                 m = _mention_after(dm, i + 1, min(sent.end, i + 9), allow_np=True)
                 if m:
                     emit(_resolve(dm, m, last_person, last_body) or m, _cue_name(low),
-                         "channel" if m.kind == "news_agency" else "speaker", si, _content(sent, i))
+                         "channel" if m.kind == "news_agency" else "speaker", si, _content(sent, i), at=i)
     return res
 
 

