@@ -53,12 +53,12 @@ _CREDIT = re.compile(
     r"|^\W*(additional\s+)?(reporting|writing|editing|compiled|research|translated|written)\s+by\b"
     r"|\b(contributed|contributing)\s+(to\s+)?(this|the)\s+(report|story|article)"
     r"|^\W*with\s+(additional\s+)?reporting\s+(by|from)\b"
-    r"|^\W*(by|from)\s+[A-Z][\w.'-]+(\s+[A-Z][\w.'-]+){0,3}\s*(,\s*)?(\(?(reuters|ap|afp|associated press|"
+    r"|^\W*(by|from)\s+(?-i:[A-Z][\w.'-]+(\s+[A-Z][\w.'-]+){0,3})\s*(,\s*)?(\(?(reuters|ap|afp|associated press|"
     r"bloomberg|dpa|anadolu|xinhua|tass)\)?)?\s*$"
     r"|^\W*\^?eds?:"
-    r"|^[A-Z]{1,3}\d{3,5}\b|^\s*ap-[a-z]{2}-"
+    r"|^(?-i:[A-Z]{1,3})\d{3,5}\b|^\s*ap-[a-z]{2}-"
     r"|\(\s*(editing|reporting|writing)\s+by\b"
-    r"|^\W*[A-Z][A-Za-z .'-]{1,60}\breported\s+from\s+[A-Z]",
+    r"|^\W*(?-i:[A-Z])[A-Za-z .'-]{1,60}\breported\s+from\s+(?-i:[A-Z])",
     _I)
 
 
@@ -95,7 +95,7 @@ _STRONG: list[tuple[str, re.Pattern]] = [
         r"\balready (a|an) (supporter|member|subscriber|donor)\?",
         r"\b(tax[- ]deductible|every contribution|your (donation|contribution|gift)s?\b.{0,40}(help|make|keep))",
         r"\bby supporting\b.{0,60}\byou('re| are)\b",
-        r"^\W*support\s+[A-Z][\w&'-]*(\s+[A-Z][\w&'-]*){0,3}\W*(→|»|>)?\s*$",
+        r"^\W*support\s+(?-i:(the\s+)?[A-Z][\w&'-]*(\s+[A-Z][\w&'-]*){0,3})\W*(→|»|>)?\s*$",
     )),
     ("newsletter_prompt", _rx(
         r"^\W*(subscribe|subscribe now|subscribe today|sign up|sign up now|sign up here|sign up free|"
@@ -145,14 +145,14 @@ _STRONG: list[tuple[str, re.Pattern]] = [
         r"^\W*(photo|photos|image|picture|video)( credit)?\s*:\s*\S.{0,80}$",
         r"^\W*[^.!?]{2,60}(/|\bvia\b)\s*(getty images|afp|reuters|ap|shutterstock|epa|anadolu|sputnik)\b"
         r"[^.!?]{0,30}$",
-        r"^\W*[A-Z][^.!?]{2,50}\s+-\s+(staff|stringer|freelancer|pool),\s+[A-Z]{2,6}\s*$",
+        r"^\W*(?-i:[A-Z])[^.!?]{2,50}\s+-\s+(staff|stringer|freelancer|pool),\s+(?-i:[A-Z]{2,6})\s*$",
         r"^\s*©\s*[^.!?]{2,60}$",
     )),
     ("related_links", _rx(
         r"^\W*(read more|read also|see also|related|related( stories| articles| content| coverage)?|"
         r"more (on this|from|stories|coverage|news)|further reading|recommended( for you)?|most (read|popular)|"
         r"you (may|might) (also )?like|trending( now)?|latest( news| stories)?|top stories|"
-        r"load more|see more|show more|more|what to read next|editors'? picks?|also read|watch:?|"
+        r"load more|see more|show more|what to read next|editors'? picks?|also read|watch:?|"
         r"listen:?)\W*[:\-–—]?\s*$",
         r"^\W*(read more|read also|see also|related|also read|more|watch|listen|recommended|editor'?s pick)"
         r"\s*[:|»>\-–—]\s*\S",
@@ -161,7 +161,7 @@ _STRONG: list[tuple[str, re.Pattern]] = [
         r"^\W*more\b.{0,40}:\s*https?://",
     )),
     ("author_bio", _rx(
-        r"^[A-Z][\w.'-]+(\s+[A-Z][\w.'-]+){1,3}\s+(is|was)\s+(a|an|the)\b.{0,80}\b(reporter|correspondent|"
+        r"^(?-i:[A-Z][\w.'-]+(\s+[A-Z][\w.'-]+){1,3})\s+(is|was)\s+(a|an|the)\b.{0,80}\b(reporter|correspondent|"
         r"editor|writer|journalist|columnist|contributor|producer|fellow|professor|analyst)\b.{0,200}$",
         r"\b(story tips|tips and ideas) .{0,40}\bcan be sent to\b",
         r"\bfollow (him|her|them) on\b.{0,30}\b(twitter|x|bluesky|instagram)\b",
@@ -213,6 +213,8 @@ def is_prose(text: str) -> bool:
 def classify(text: str) -> Cue:
     """The cue of one paragraph (stripped line)."""
     if credit_line(text) or text.startswith("^"):
+        return Cue(NONE, None)
+    if text[0].islower() and len(_WORD.findall(text)) <= 3:  # the tail of a wrapped sentence
         return Cue(NONE, None)
     quoted = text[:1] in "\"“'‘«"
     bare = _QUOTED.sub(" ", text)

@@ -34,7 +34,7 @@ _NAV_RUN_ALONE = 8
 _NAV_RUN_ANCHORED = 2
 # Memory may not take more than this share of an article's prose: beyond it the article is more likely
 # a re-publication of a story already seen than a page of furniture.
-_MEMORY_PROSE_SHARE = 0.3
+_MEMORY_PROSE_SHARE = 0.5
 _WRAP_NEXT = re.compile(r"^\s*[a-z(,;]")
 
 
@@ -129,25 +129,37 @@ def strip(raw_body: str, publisher: str | None = None, *, memory: PublisherMemor
         if verdict[i] is None and cue[i].strength == STRONG:
             verdict[i] = (cue[i].kind, f"cue:{cue[i].kind}")
 
+    # Menus and learned furniture are only looked for on pages that show furniture explicitly: a wire
+    # story or a dividend table with no cue at all keeps its short lines.
+    evidence = any(v is not None for v in verdict)
+
     # 3. memory
     mem_fps: list[int] = []
     key_hash = article_key_hash(article_key or raw_body[:200])
     if memory is not None:
         mem_fps = [fingerprint(ln.text) for ln in lines]
-        mem_hits = [not wrapped and not protected[i] and memory.is_boilerplate(fp, key_hash)
+        mem_hits = [evidence and not wrapped and not protected[i] and memory.is_boilerplate(fp, key_hash)
                     for i, fp in enumerate(mem_fps)]
         textual = [cue[i].strength != STRONG and _cues.word_count(ln.text) >= 7 for i, ln in enumerate(lines)]
         text_total = sum(len(ln.text) for i, ln in enumerate(lines) if textual[i])
         text_hit = sum(len(ln.text) for i, ln in enumerate(lines) if textual[i] and mem_hits[i])
-        # A re-published story repeats its sentences; furniture does not make up most of the prose.
+        # A re-published story repeats its sentences; furniture does not make up most of the prose, and
+        # sits in the closing block or next to other furniture.
         allow_text = text_hit <= _MEMORY_PROSE_SHARE * text_total
+        tail = n
+        while tail > 0 and (mem_hits[tail - 1] or verdict[tail - 1] is not None or protected[tail - 1]):
+            tail -= 1
         label = f"memory:{publisher or ''}"
         for i in range(n):
-            if mem_hits[i] and verdict[i] is None and (allow_text or not textual[i]):
-                kind = cue[i].kind if cue[i].kind and cue[i].strength != PROSE else "other_boilerplate"
-                verdict[i] = (kind, label)
+            if not mem_hits[i] or verdict[i] is not None:
+                continue
+            if textual[i] and not (allow_text and (i >= tail or _next_to_cut(i, verdict))):
+                continue
+            kind = cue[i].kind if cue[i].kind and cue[i].strength != PROSE else "other_boilerplate"
+            verdict[i] = (kind, label)
 
-    _expand_runs(lines, cue, verdict, protected)
+    if evidence:
+        _expand_runs(lines, cue, verdict, protected)
 
     removed = [RemovedSpan(v[0], raw_body[ln.start:ln.end], ln.start, ln.end, v[1])
                for ln, v in zip(lines, verdict) if v is not None]
@@ -219,3 +231,7 @@ def _runnable(i, cue, verdict, protected) -> bool:
 
 def _edge_anchor(i, j, verdict) -> bool:
     return (i > 0 and verdict[i - 1] is not None) or (j < len(verdict) and verdict[j] is not None)
+
+
+def _next_to_cut(i, verdict) -> bool:
+    return (i > 0 and verdict[i - 1] is not None) or (i + 1 < len(verdict) and verdict[i + 1] is not None)
