@@ -111,6 +111,9 @@ class WirestreamOptions(PipelineOptions):
                        choices=[m.value for m in KafkaIO],
                        help="native: the Python connector (any runner); xlang: Beam's cross-language "
                             "KafkaIO (needs a Java expansion service: Dataflow, Flink)")
+        g.add_argument("--expansion-service", dest="expansion_service",
+                       help="host:port of a running Java expansion service for --kafka-io=xlang (default: "
+                            "Beam starts one from its IO expansion jar, which needs Java and a Maven download)")
         g.add_argument("--dedup-horizon-hours", dest="dedup_horizon_hours",
                        type=float, default=168.0, help="Exact and near-duplicate horizon in event time")
         g.add_argument("--near-duplicates", dest="near_duplicates", default="drop",
@@ -154,6 +157,7 @@ class Config:
     schema_registry_config: Mapping[str, Any] = field(default_factory=dict)
     output_file: Optional[str] = None
     kafka_io: KafkaIO = KafkaIO.NATIVE
+    expansion_service: Optional[str] = None
     dedup_horizon_seconds: float = 7 * 24 * 3600.0
     near_duplicates: NearDupMode = NearDupMode.DROP
     near_dup_threshold: Optional[float] = None
@@ -212,15 +216,9 @@ class Config:
         runner = std.runner
         kafka_io = KafkaIO(o.kafka_io)
         runner_name = (runner if isinstance(runner, str) else type(runner).__name__ if runner else "") or ""
-        if kafka_io == KafkaIO.XLANG and runner_name.lower().replace("runner", "") in ("", "direct", "fnapi",
-                                                                                        "dask", "spark"):
-            raise ConfigError(f"--kafka-io=xlang needs a runner with a Java expansion service (DataflowRunner, "
-                              f"FlinkRunner); {runner_name or 'the local runner'} has none: use --kafka-io=native")
-        if o.bounded and runner_name.lower() == "dataflowrunner" and std.streaming:
-            raise ConfigError("--bounded replays a fixed range and ends; do not combine it with --streaming "
-                              "on Dataflow (drop one of the two)")
         if o.bounded and o.start == "latest":
             raise ConfigError("--bounded with --start latest reads nothing: pick earliest, committed or a time")
+        _check_runner(options, o, runner_name, kafka_io)
         return cls(
             bootstrap_servers=o.bootstrap_servers,
             input_topics=topics,
@@ -236,6 +234,7 @@ class Config:
             schema_registry_config=parse_kv(o.schema_registry_config, "--schema-registry-config"),
             output_file=o.output_file,
             kafka_io=kafka_io,
+            expansion_service=o.expansion_service,
             dedup_horizon_seconds=o.dedup_horizon_hours * 3600.0,
             near_duplicates=NearDupMode(o.near_duplicates),
             near_dup_threshold=o.near_dup_threshold,
@@ -249,3 +248,74 @@ class Config:
             runner=runner_name or None,
             streaming=bool(std.streaming) or not o.bounded,
         )
+
+
+def runner_kind(runner_name: str) -> str:
+    """'local' | 'dataflow' | 'flink' | 'spark' | 'dask' | 'portable' | 'prism' | 'other' for a --runner value
+    (short or class name, with or without a module path)."""
+    name = runner_name.rsplit(".", 1)[-1].lower()
+    name = name[:-len("runner")] if name.endswith("runner") else name
+    if name in ("", "direct", "fnapi", "bundlebaseddirect", "switchingdirect"):
+        return "local"
+    if name in ("dataflow", "testdataflow"):
+        return "dataflow"
+    if name in ("flink", "testflink"):
+        return "flink"
+    if name in ("spark", "sparkuberjar", "testspark"):
+        return "spark"
+    return name if name in ("dask", "portable", "prism") else "other"
+
+
+def _check_runner(options: PipelineOptions, o: "WirestreamOptions", runner_name: str, kafka_io: KafkaIO) -> None:
+    """Runner-specific mistakes, caught before a job is submitted (see deploy/README.md, runner table)."""
+    from apache_beam.options.pipeline_options import DirectOptions, GoogleCloudOptions, SetupOptions, WorkerOptions
+
+    kind = runner_kind(runner_name)
+    shown = runner_name or "the local runner"
+    std = options.view_as(StandardOptions)
+    if o.bounded and std.streaming:
+        raise ConfigError("--bounded replays a fixed offset range and ends; --streaming asks for a job that "
+                          "never ends: drop one of the two")
+    if o.output_file and not o.bounded:
+        raise ConfigError(f"--output-file {o.output_file!r} writes Avro container files, which are finished "
+                          "only when the input ends: add --bounded (an unbounded job writes to --output-topic)")
+    if kind == "dask":
+        raise ConfigError("DaskRunner cannot run wirestream: it has no keyed state or timers (exact dedup, "
+                          "boilerplate memory, near-duplicates, offset commits need them), no splittable DoFn "
+                          "(the Kafka read) and no metrics (the run summary); see deploy/README.md. Use the "
+                          "local runner with --direct_running_mode=multi_processing, Flink or Dataflow")
+    if kind == "spark" and not o.bounded:
+        raise ConfigError("the portable SparkRunner runs Python pipelines in batch only: add --bounded for a "
+                          "replay, or use FlinkRunner / DataflowRunner for an unbounded job")
+    if kind == "local":
+        direct = options.view_as(DirectOptions)
+        workers = direct.direct_num_workers or 1
+        if workers != 1 and (direct.direct_running_mode or "in_memory") == "in_memory":
+            raise ConfigError(f"--direct_num_workers={workers} has no effect in the in_memory running mode: add "
+                              "--direct_running_mode=multi_processing (one process per worker)")
+    if kind == "dataflow":
+        gcp = options.view_as(GoogleCloudOptions)
+        missing = [f for f, v in (("--project", gcp.project), ("--region", gcp.region),
+                                  ("--temp_location", gcp.temp_location)) if not v]
+        if missing:
+            raise ConfigError(f"DataflowRunner needs {', '.join(missing)} (see deploy/dataflow/)")
+        setup = options.view_as(SetupOptions)
+        image = options.view_as(WorkerOptions).sdk_container_image
+        if not image and not setup.setup_file and not setup.extra_packages:
+            raise ConfigError("DataflowRunner workers would not have the wirestream package or the spaCy model: "
+                              "pass --sdk_container_image (deploy/container/Dockerfile) or --setup_file ./setup.py")
+    if kafka_io == KafkaIO.XLANG:
+        if kind not in ("dataflow", "flink", "portable"):
+            raise ConfigError(f"--kafka-io=xlang needs a runner with a Java expansion service (DataflowRunner, "
+                              f"FlinkRunner, PortableRunner); {shown} has none: use --kafka-io=native")
+        if o.bounded or o.stop:
+            raise ConfigError("--kafka-io=xlang cannot stop at the end offsets seen at start (--bounded) or at a "
+                              "time (--stop): Beam's KafkaIO has no such bound; use --kafka-io=native for replays")
+        if o.start not in ("committed", "earliest") and parse_start(o.start).mode.value == "offsets":
+            raise ConfigError(f"--kafka-io=xlang cannot start at explicit offsets ({o.start!r}): use committed, "
+                              "earliest, latest or a time")
+        passed = options.get_all_options(retain_unknown_options=True)  # Flink's flags pass through to Java
+        interval = passed.get("checkpointing_interval") or passed.get("checkpointingInterval")
+        if kind == "flink" and not o.no_commit and not interval:
+            raise ConfigError("--kafka-io=xlang on Flink commits offsets when a checkpoint completes: set "
+                              "--checkpointing_interval (e.g. 60000), or --no-commit")

@@ -1,0 +1,70 @@
+"""Runner-specific option mistakes are caught in Config.from_options, before anything is submitted."""
+
+from __future__ import annotations
+
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline.errors import ConfigError
+from pipeline.options import Config, KafkaIO, runner_kind
+
+_BASE = ["--bootstrap-servers", "b:9092", "--input-topic", "in", "--output-topic", "out"]
+_DATAFLOW = ["--runner", "DataflowRunner", "--project", "p", "--region", "europe-west1",
+             "--temp_location", "gs://bucket/tmp", "--sdk_container_image", "europe-docker.pkg.dev/p/r/ws:1"]
+
+
+def _config(*extra):
+    return Config.from_options(PipelineOptions([*_BASE, *extra]))
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("", "local"), ("DirectRunner", "local"), ("direct", "local"), ("FnApiRunner", "local"),
+    ("DataflowRunner", "dataflow"), ("dataflow", "dataflow"), ("FlinkRunner", "flink"), ("SparkRunner", "spark"),
+    ("apache_beam.runners.dask.dask_runner.DaskRunner", "dask"), ("PortableRunner", "portable"),
+    ("PrismRunner", "prism"), ("SamzaRunner", "other"),
+])
+def test_runner_kind(name, kind):
+    assert runner_kind(name) == kind
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bounded", "--streaming"], "drop one of the two"),
+    (["--output-file", "/tmp/articles"], "add --bounded"),
+    (["--runner", "DaskRunner", "--bounded"], "no keyed state or timers"),
+    (["--runner", "apache_beam.runners.dask.dask_runner.DaskRunner", "--bounded"], "DaskRunner cannot"),
+    (["--runner", "SparkRunner"], "batch only"),
+    (["--direct_num_workers", "2"], "direct_running_mode=multi_processing"),
+    (["--runner", "DataflowRunner", "--project", "p"], "--region, --temp_location"),
+    ([*_DATAFLOW[:-2]], "--sdk_container_image"),
+    (["--kafka-io", "xlang"], "expansion service"),
+    (["--kafka-io", "xlang", "--runner", "DirectRunner"], "use --kafka-io=native"),
+    (["--kafka-io", "xlang", *_DATAFLOW, "--bounded"], "--kafka-io=native for replays"),
+    (["--kafka-io", "xlang", *_DATAFLOW, "--stop", "2026-11-28T00:00:00Z"], "no such bound"),
+    (["--kafka-io", "xlang", *_DATAFLOW, "--start", "0:42"], "explicit offsets"),
+    (["--kafka-io", "xlang", "--runner", "FlinkRunner"], "--checkpointing_interval"),
+])
+def test_runner_mistakes_are_named(args, message):
+    with pytest.raises(ConfigError, match=message):
+        _config(*args)
+
+
+@pytest.mark.parametrize("args", [
+    ["--bounded", "--output-file", "/tmp/articles"],
+    ["--bounded", "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"],
+    ["--runner", "SparkRunner", "--bounded"],
+    [*_DATAFLOW],
+    ["--runner", "DataflowRunner", "--project", "p", "--region", "r", "--temp_location", "gs://b/t",
+     "--setup_file", "./setup.py"],
+    ["--kafka-io", "xlang", *_DATAFLOW, "--expansion-service", "localhost:8097"],
+    ["--kafka-io", "xlang", "--runner", "FlinkRunner", "--checkpointing_interval", "60000"],
+    ["--kafka-io", "xlang", "--runner", "FlinkRunner", "--no-commit"],
+    ["--kafka-io", "xlang", "--runner", "PortableRunner", "--start", "2026-11-28T00:00:00Z"],
+])
+def test_valid_runner_setups_pass(args):
+    config = _config(*args)
+    assert config.bounded == ("--bounded" in args)
+
+
+def test_expansion_service_reaches_the_config():
+    config = _config("--kafka-io", "xlang", *_DATAFLOW, "--expansion-service", "localhost:8097")
+    assert config.kafka_io == KafkaIO.XLANG and config.expansion_service == "localhost:8097"
