@@ -679,5 +679,6 @@ class CommitOffsets(beam.PTransform):
             acks
             | "KeyByPartition" >> beam.Map(lambda a: (f"{a.topic}\x00{a.partition}", a))
             .with_output_types(Tuple[str, Ack])
-            | "Commit" >> beam.ParDo(_CommitFn(self._config))
+            # emits nothing; typed so that no pickling fallback coder is inferred for its (empty) output
+            | "Commit" >> beam.ParDo(_CommitFn(self._config)).with_output_types(bytes)
         )

@@ -84,7 +84,8 @@ class FakeKafkaWrite(beam.PTransform):
         self._topic = topic
 
     def expand(self, rows):
-        return rows | "Keep" >> beam.ParDo(_Keep(self._topic))
+        # the Java write ends the branch (PDone); typed so the fake adds no pickled coder of its own
+        return rows | "Keep" >> beam.ParDo(_Keep(self._topic)).with_output_types(bytes)
 
     @staticmethod
     def from_runner_api_parameter(unused_ptransform, payload, unused_context):
