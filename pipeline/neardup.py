@@ -30,6 +30,7 @@ follows exactly given the two shingle counts, and its bands give tunable recall.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import heapq
 import re
 import struct
@@ -60,7 +61,6 @@ DAY_MS = 24 * 3600 * 1000
 _WORD = re.compile(r"\w+")
 _NUMBER = re.compile(r"\d+(?:[.,/:]\d+)*")
 _TITLE_NOISE = re.compile(r"<[^>]*>|\([^)]*\)|\b(?:rpt|repeat|corrected|correction|update|urgent|flash)\b")
-_MERSENNE = np.uint64((1 << 61) - 1)
 _MAX32 = np.uint64(0xFFFFFFFF)
 
 
@@ -97,6 +97,8 @@ class NearDupConfig:
         for name in ("num_perm", "bands", "rows", "shingle", "band_budget", "min_body_shingles"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.bands > 255:
+            raise ValueError(f"bands must be <= 255, got {self.bands!r}")
         if self.bands * self.rows > self.num_perm:
             raise ValueError(f"bands * rows ({self.bands} * {self.rows}) exceeds num_perm ({self.num_perm})")
         if not 0.0 < self.threshold <= 1.0:
@@ -114,12 +116,13 @@ def _perms(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     key = (num_perm, seed)
     if key not in _PERM_CACHE:
         rng = np.random.RandomState(seed)
-        a = rng.randint(1, (1 << 31) - 1, size=num_perm, dtype=np.int64).astype(np.uint64)
-        b = rng.randint(0, (1 << 31) - 1, size=num_perm, dtype=np.int64).astype(np.uint64)
+        a = rng.randint(0, 1 << 63, size=num_perm, dtype=np.uint64) | np.uint64(1)  # odd multipliers
+        b = rng.randint(0, 1 << 63, size=num_perm, dtype=np.uint64)
         _PERM_CACHE[key] = (a, b)
     return _PERM_CACHE[key]
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def _h32(s: str) -> int:
     return zlib.crc32(s.encode("utf-8", "surrogatepass"))
 
@@ -219,8 +222,8 @@ def _shingle_hashes(words: Sequence[str], k: int) -> np.ndarray:
 
 def _minhash(hashes: np.ndarray, config: NearDupConfig) -> bytes:
     a, b = _perms(config.num_perm, config.seed)
-    # (a * x + b) mod (2^61 - 1), truncated to 32 bits; x < 2^32, a, b < 2^31 so a * x + b < 2^63 fits.
-    vals = (np.outer(hashes, a) + b) % _MERSENNE & _MAX32
+    # Multiply-shift hashing: the high 32 bits of (a * x + b) mod 2^64, one (a, b) per permutation.
+    vals = (np.multiply.outer(hashes, a) + b) >> np.uint64(32)
     return vals.min(axis=0).astype("<u4").tobytes()
 
 
@@ -255,6 +258,12 @@ def band_keys(signature: bytes, config: NearDupConfig = NearDupConfig()) -> list
     """LSH band keys of a signature: ``"<band>:<hex of its rows>"``; candidates share at least one."""
     r = config.rows
     return [f"{b}:{signature[4 * b * r:4 * (b + 1) * r].hex()}" for b in range(config.bands)]
+
+
+def _raw_band_keys(signature: bytes, config: NearDupConfig) -> list[bytes]:
+    # The same keys as band_keys, as compact bytes (band number + its rows) for in-memory buckets.
+    r = config.rows
+    return [bytes((b,)) + signature[4 * b * r:4 * (b + 1) * r] for b in range(config.bands)]
 
 
 def estimate_jaccard(a: bytes, b: bytes) -> float:
@@ -360,8 +369,8 @@ class NearDuplicateIndex:
 
     def __init__(self, config: NearDupConfig = NearDupConfig()):
         self.config = config
-        self._buckets: dict[str, list[tuple[tuple[int, str], Fingerprint]]] = {}
-        self._entries: dict[str, tuple[Fingerprint, list[str]]] = {}
+        self._buckets: dict[bytes, list[tuple[tuple[int, str], Fingerprint]]] = {}
+        self._entries: dict[str, tuple[Fingerprint, list[bytes]]] = {}
         self._roots: dict[str, tuple[int, str]] = {}
         self._newest = None
         self._expiry: list[tuple[int, str]] = []
@@ -375,7 +384,7 @@ class NearDuplicateIndex:
     def query(self, fp: Fingerprint) -> Verdict:
         """The verdict for ``fp`` against stored, preceding stories (does not store it)."""
         seen: dict[str, Fingerprint] = {}
-        for key in band_keys(fp.signature, self.config):
+        for key in _raw_band_keys(fp.signature, self.config):
             for _, s in self._buckets.get(key, ()):
                 seen[s.article_id] = s
         m = best_match(fp, seen.values(), self.config, self._roots)
@@ -385,7 +394,7 @@ class NearDuplicateIndex:
         """Store ``fp`` (with the story it belongs to) under its band keys, respecting the budget."""
         if fp.article_id in self._entries:
             return
-        keys = band_keys(fp.signature, self.config)
+        keys = _raw_band_keys(fp.signature, self.config)
         item = (fp.order, fp)
         for key in keys:
             bucket = self._buckets.setdefault(key, [])
@@ -427,7 +436,7 @@ class NearDuplicateIndex:
                         del self._buckets[key]
         return n
 
-    def _forget_key(self, aid: str, key: str) -> None:
+    def _forget_key(self, aid: str, key: bytes) -> None:
         entry = self._entries.get(aid)
         if entry is not None and key in entry[1]:
             entry[1].remove(key)
