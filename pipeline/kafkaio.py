@@ -53,6 +53,8 @@ __all__ = [
     "ReadFromKafka",
     "WriteToKafka",
     "CommitOffsets",
+    "AckDropped",
+    "merge_acks",
     "parse_start",
     "redact_config",
 ]
@@ -368,9 +370,15 @@ class _ReadPartitionFn(beam.DoFn):
         consumer = self._consumer_at(spec.topic, spec.partition, pos)
         deadline = time.monotonic() + self._max_seconds
         emitted = 0
+        quiet_since = time.monotonic()
         while True:
-            msgs = consumer.consume(num_messages=min(500, self._max_records), timeout=min(1.0, self._idle_poll))
-            idle = not msgs
+            # Short timeouts: consume() returns early only when num_messages are ready, and a partition
+            # end (EOF event) must not cost a full poll interval.
+            msgs = consumer.consume(num_messages=min(500, self._max_records), timeout=0.05)
+            now = time.monotonic()
+            if msgs:
+                quiet_since = now
+            idle = not msgs and now - quiet_since >= self._idle_poll
             for msg in msgs:
                 err = msg.error()
                 if err is not None:
@@ -534,7 +542,7 @@ class _WriteFn(beam.DoFn):
                 "The bundle fails so the runner retries it; no offsets of these inputs are committed. "
                 "Check that the topic exists, the broker is reachable and message.max.bytes allows the record.")
         self._written.inc(self._count)
-        for ack in self._acks:
+        for ack in merge_acks(self._acks):
             yield WindowedValue(ack, GlobalWindow().max_timestamp(), [GlobalWindow()])
 
     def teardown(self):
@@ -572,6 +580,29 @@ class WriteToKafka(beam.PTransform):
 
 
 # ---------------------------------------------------------------------------------------------- commits
+
+
+def merge_acks(acks: Iterable[Ack]) -> List[Ack]:
+    """Coalesce acks of one bundle: adjacent or overlapping offset ranges of a partition become one Ack.
+
+    A bundle's acks are mostly contiguous runs, so this turns thousands of acks into a handful and keeps
+    the keyed commit stage off the per-record path.
+    """
+    by_part: dict = {}
+    for a in acks:
+        by_part.setdefault((a.topic, a.partition, a.run_start), []).append((a.covers_from, a.offset))
+    out: List[Ack] = []
+    for (topic, partition, run_start), spans in sorted(by_part.items()):
+        spans.sort()
+        cur_a, cur_b = spans[0]
+        for a, b in spans[1:]:
+            if a <= cur_b + 1:
+                cur_b = max(cur_b, b)
+            else:
+                out.append(Ack(topic, partition, cur_a, cur_b, run_start))
+                cur_a, cur_b = a, b
+        out.append(Ack(topic, partition, cur_a, cur_b, run_start))
+    return out
 
 
 class _Intervals:
@@ -620,6 +651,9 @@ class _CommitFn(beam.DoFn):
         self._committed = beam.metrics.Metrics.counter(_NAMESPACE, "offsets_committed")
 
     def setup(self):
+        from pipeline.stages.common import cheap_state_cache_sizing
+
+        cheap_state_cache_sizing()
         self._consumer = _consumer(self._config)
 
     def start_bundle(self):
@@ -682,3 +716,34 @@ class CommitOffsets(beam.PTransform):
             # emits nothing; typed so that no pickling fallback coder is inferred for its (empty) output
             | "Commit" >> beam.ParDo(_CommitFn(self._config)).with_output_types(bytes)
         )
+
+
+class _AckFn(beam.DoFn):
+    def __init__(self, counter: str):
+        self._name = counter
+        self._counter = beam.metrics.Metrics.counter(_NAMESPACE, counter)
+        self._acks: list = []
+
+    def start_bundle(self):
+        self._acks = []
+
+    def process(self, record):
+        from pipeline.records import ack_of
+
+        self._counter.inc()
+        self._acks.append(ack_of(record))
+
+    def finish_bundle(self):
+        for ack in merge_acks(self._acks):
+            yield WindowedValue(ack, GlobalWindow().max_timestamp(), [GlobalWindow()])
+
+
+class AckDropped(beam.PTransform):
+    """Records that end here (dropped duplicates): count them and ack their input offsets."""
+
+    def __init__(self, counter: str):
+        super().__init__()
+        self._counter = counter
+
+    def expand(self, records):
+        return records | "Ack" >> beam.ParDo(_AckFn(self._counter)).with_output_types(Ack)

@@ -27,7 +27,8 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Duration
 
 from pipeline.records import Article
-from pipeline.stages.common import ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, stage_dead_letter, typed
+from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, cheap_state_cache_sizing,
+                                    stage_dead_letter, typed)
 from pipeline.records import DeadLetter
 
 __all__ = ["ExactDedup", "event_time_ms"]
@@ -47,6 +48,9 @@ class _ExactDedupFn(beam.DoFn):
         self._horizon = horizon_ms
         self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_in")
         self._dups = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "exact_duplicates")
+
+    def setup(self):
+        cheap_state_cache_sizing()
 
     def process(self, element: Tuple[str, Article], timestamp=beam.DoFn.TimestampParam,
                 first=beam.DoFn.StateParam(FIRST), expiry=beam.DoFn.TimerParam(EXPIRY)):

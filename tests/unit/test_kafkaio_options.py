@@ -78,3 +78,13 @@ def test_read_from_kafka_validates_arguments():
         ReadFromKafka({}, ["t"])
     with pytest.raises(ConfigError, match="list of topics"):
         ReadFromKafka({"bootstrap.servers": "b"}, "t")
+
+
+def test_merge_acks_coalesces_adjacent_ranges_per_partition():
+    from pipeline.kafkaio import merge_acks
+    from pipeline.records import Ack
+
+    acks = [Ack("t", 0, 5, 5, 0), Ack("t", 0, 3, 4, 0), Ack("t", 0, 8, 9, 0), Ack("t", 1, 0, 0, 0),
+            Ack("t", 0, 6, 6, 0)]
+    assert merge_acks(acks) == [Ack("t", 0, 3, 6, 0), Ack("t", 0, 8, 9, 0), Ack("t", 1, 0, 0, 0)]
+    assert merge_acks([]) == []
