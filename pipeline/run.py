@@ -81,14 +81,34 @@ def _all_counters(result) -> dict:
     return out
 
 
+def _is_local(options: PipelineOptions) -> bool:
+    runner = options.view_as(StandardOptions).runner
+    return (runner if isinstance(runner, str) else "").lower() in _LOCAL  # as _runner_for decides
+
+
+def _run_once(options: PipelineOptions, config: Config) -> dict:
+    """Build and run one pipeline for ``config``; its counters."""
+    p, _label = make_pipeline(options)
+    build_pipeline(p, config)
+    result = p.run()
+    result.wait_until_finish()
+    return _all_counters(result)
+
+
 def run_job(argv: Optional[Sequence[str]] = None, *, options: Optional[PipelineOptions] = None) -> RunSummary:
-    """Build and run the pipeline from command-line arguments. Returns the summary (bounded runs)."""
+    """Build and run the pipeline from command-line arguments. Returns the summary (bounded runs).
+
+    Unbounded runs on the local runner are a loop of bounded rounds (:mod:`pipeline.rounds`: the
+    FnApiRunner cannot stream); on any other runner the unbounded graph runs as it is.
+    """
     options = options or PipelineOptions(list(argv or []))
     config = Config.from_options(options)
-    if config.streaming and not config.bounded:
+    rounds = not config.bounded and _is_local(options)
+    if config.streaming and not config.bounded and not rounds:
         options.view_as(StandardOptions).streaming = True
-    p, runner_label = make_pipeline(options)
-    build_pipeline(p, config)
+    _runner, runner_label = _runner_for(options)
+    if rounds:
+        runner_label += ", unbounded as bounded rounds"
     _LOGGER.info("starting wirestream on %s: %s -> %s (dead letters -> %s), %s", runner_label,
                  ",".join(config.input_topics), config.output_topic, config.dead_letter_topic,
                  "bounded replay" if config.bounded else "unbounded (stop with Ctrl-C or SIGTERM)")
@@ -103,12 +123,15 @@ def run_job(argv: Optional[Sequence[str]] = None, *, options: Optional[PipelineO
     except ValueError:  # not the main thread
         previous = None
     try:
-        result = p.run()
-        result.wait_until_finish()
+        if rounds:
+            from pipeline.rounds import run_rounds
+
+            counters = run_rounds(config, lambda round_config: _run_once(options, round_config))
+        else:
+            counters = _run_once(options, config)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    counters = _all_counters(result)
     return RunSummary(
         runner=runner_label,
         read=counters.get("read", 0),
