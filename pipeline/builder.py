@@ -52,14 +52,19 @@ def _flatten(pcolls, label, element_type):
     return out
 
 
-def build_stages(records: beam.PCollection, config: Config) -> StageOutputs:
-    """Parse .. encode over ``PCollection[KafkaRecord]`` (from Kafka, or ``beam.Create`` in tests)."""
+def build_stages(records: beam.PCollection, config: Config, *,
+                 dedup_seeds: Optional[beam.PCollection] = None) -> StageOutputs:
+    """Parse .. encode over ``PCollection[KafkaRecord]`` (from Kafka, or ``beam.Create`` in tests).
+
+    ``dedup_seeds``: content hashes already written (warm start, :mod:`pipeline.stages.warmstart`).
+    """
     dead, dups = [], []
     parsed = records | "ParseArticles" >> ParseArticles(
         limits=config.limits, schema_registry_url=config.schema_registry_url,
         registry_config=config.registry_config)
     dead.append(parsed[DEAD_LETTERS])
-    exact = parsed[ARTICLES] | "ExactDedup" >> ExactDedup(horizon_seconds=config.dedup_horizon_seconds)
+    exact = parsed[ARTICLES] | "ExactDedup" >> ExactDedup(
+        horizon_seconds=config.dedup_horizon_seconds, seeds=dedup_seeds)
     dead.append(exact[DEAD_LETTERS])
     dups.append(exact[DUPLICATES])
     articles = exact[ARTICLES]
@@ -116,7 +121,14 @@ def _source(p: beam.Pipeline, config: Config) -> beam.PCollection:
 
 def build_pipeline(p: beam.Pipeline, config: Config) -> PipelineOutputs:
     """The whole job: Kafka in, stages, Kafka out, offset commits."""
-    stages = build_stages(_source(p, config), config)
+    seeds = None
+    if config.dedup_warm_start and config.kafka_io == KafkaIO.NATIVE:
+        from pipeline.stages.warmstart import ReadDedupSeeds
+
+        seeds = p | "ReadDedupSeeds" >> ReadDedupSeeds(
+            config.consumer_config, config.output_topic, horizon_seconds=config.dedup_horizon_seconds,
+            schema_registry_url=config.schema_registry_url, registry_config=config.registry_config)
+    stages = build_stages(_source(p, config), config, dedup_seeds=seeds)
     if config.kafka_io == KafkaIO.XLANG:
         from pipeline.xlang import XlangWriteToKafka
 

@@ -116,6 +116,9 @@ class WirestreamOptions(PipelineOptions):
                             "Beam starts one from its IO expansion jar, which needs Java and a Maven download)")
         g.add_argument("--dedup-horizon-hours", dest="dedup_horizon_hours",
                        type=float, default=168.0, help="Exact and near-duplicate horizon in event time")
+        g.add_argument("--dedup-warm-start", dest="dedup_warm_start", action="store_true",
+                       help="On start, rebuild the exact-dedup memory from the content hashes of the output "
+                            "topic's records within the horizon, so a restart writes no duplicates")
         g.add_argument("--near-duplicates", dest="near_duplicates", default="drop",
                        choices=[m.value for m in NearDupMode],
                        help="drop near-duplicates (counted, optionally to --duplicates-topic) or tag them")
@@ -159,6 +162,7 @@ class Config:
     kafka_io: KafkaIO = KafkaIO.NATIVE
     expansion_service: Optional[str] = None
     dedup_horizon_seconds: float = 7 * 24 * 3600.0
+    dedup_warm_start: bool = False
     near_duplicates: NearDupMode = NearDupMode.DROP
     near_dup_threshold: Optional[float] = None
     boilerplate_rules: Optional[str] = None
@@ -216,6 +220,9 @@ class Config:
         runner = std.runner
         kafka_io = KafkaIO(o.kafka_io)
         runner_name = (runner if isinstance(runner, str) else type(runner).__name__ if runner else "") or ""
+        if o.dedup_warm_start and kafka_io == KafkaIO.XLANG:
+            raise ConfigError("--dedup-warm-start reads the output topic with the native connector; "
+                              "use it with --kafka-io=native")
         if o.bounded and o.start == "latest":
             raise ConfigError("--bounded with --start latest reads nothing: pick earliest, committed or a time")
         _check_runner(options, o, runner_name, kafka_io)
@@ -236,6 +243,7 @@ class Config:
             kafka_io=kafka_io,
             expansion_service=o.expansion_service,
             dedup_horizon_seconds=o.dedup_horizon_hours * 3600.0,
+            dedup_warm_start=bool(o.dedup_warm_start),
             near_duplicates=NearDupMode(o.near_duplicates),
             near_dup_threshold=o.near_dup_threshold,
             boilerplate_rules=o.boilerplate_rules,

@@ -14,6 +14,11 @@ Keyed by content hash; per key the state holds the first copy's id and event tim
 
 Event time is ``published_at`` when the article has one, else its Kafka timestamp; the timer runs on the
 element timestamps (Kafka time) so state is freed as the stream advances.
+
+Warm start (``seeds``): a dict side input ``content_hash -> (article_id, event_ms)`` of what the sink already
+holds (:mod:`pipeline.stages.warmstart`). A key whose state is empty consults it first, so after a restart a
+re-read record, or a later copy, of an article already written is a duplicate. Being a side input it is
+complete before any live record is processed: seeding cannot race the stream.
 """
 
 from __future__ import annotations
@@ -53,12 +58,14 @@ class _ExactDedupFn(beam.DoFn):
         cheap_state_cache_sizing()
 
     def process(self, element: Tuple[str, Article], timestamp=beam.DoFn.TimestampParam,
-                first=beam.DoFn.StateParam(FIRST), expiry=beam.DoFn.TimerParam(EXPIRY)):
-        _key, article = element
+                first=beam.DoFn.StateParam(FIRST), expiry=beam.DoFn.TimerParam(EXPIRY), seeds=None):
+        key, article = element
         self._in.inc()
         try:
             t = event_time_ms(article)
             seen = first.read()
+            if seen is None and seeds:
+                seen = seeds.get(key)  # written before this job started (warm start)
         except Exception as exc:  # noqa: BLE001
             yield pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(article, "dedup", exc))
             return
@@ -82,20 +89,24 @@ class ExactDedup(beam.PTransform):
 
     Args:
       horizon_seconds: how far apart in event time two identical articles still count as one.
+      seeds: optional ``PCollection[(content_hash, (article_id, event_ms))]`` of articles already written
+        (warm start); read as a dict side input.
     """
 
-    def __init__(self, *, horizon_seconds: float = 7 * 24 * 3600):
+    def __init__(self, *, horizon_seconds: float = 7 * 24 * 3600, seeds: beam.PCollection | None = None):
         super().__init__()
         if horizon_seconds <= 0:
             raise ValueError(f"horizon_seconds must be positive, got {horizon_seconds!r}")
         self._horizon_ms = int(horizon_seconds * 1000)
+        self._seeds = seeds
 
     def expand(self, articles):
+        side = {"seeds": beam.pvalue.AsDict(self._seeds)} if self._seeds is not None else {}
         res = (
             articles
             | "KeyByContent" >> beam.Map(lambda a: (a["dedup"]["content_hash"], a)).with_output_types(
                 Tuple[str, Article])
-            | "DropExactCopies" >> beam.ParDo(_ExactDedupFn(self._horizon_ms)).with_output_types(Article)
+            | "DropExactCopies" >> beam.ParDo(_ExactDedupFn(self._horizon_ms), **side).with_output_types(Article)
             .with_outputs(DUPLICATES, DEAD_LETTERS, main=ARTICLES)
         )
         return {ARTICLES: res[ARTICLES], DUPLICATES: typed(res[DUPLICATES], Article),
