@@ -333,8 +333,8 @@ def best_match(candidate: Fingerprint, stored: Iterable[Fingerprint], config: Ne
     best: Optional[Match] = None
     order = candidate.order
     for s in stored:
-        if s.order >= order:
-            continue
+        if s.order >= order or s.article_id == candidate.article_id:
+            continue  # later stories, and earlier versions of the same article (an update is not a copy)
         sim = verify(s, candidate, config)
         if sim is None:
             continue

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import struct
 import typing
 from typing import Iterable, NamedTuple, Optional, Tuple
 
@@ -56,7 +57,8 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from pipeline.neardup import Fingerprint, Match, NearDupConfig, band_keys, best_match, combine, fingerprint_article
 from pipeline.records import Article, ArticleCoder, DeadLetter
-from pipeline.stages.common import ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, stage_dead_letter, typed
+from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, cheap_state_cache_sizing,
+                                    stage_dead_letter, typed)
 
 __all__ = ["NearDuplicates", "NearDupMode"]
 
@@ -93,6 +95,23 @@ _STORED_CODER = coders.ListCoder(coders.TupleCoder([coders.BytesCoder(), coders.
 _PENDING_CODER = coders.TupleCoder([coders.VarIntCoder(), coders.BytesCoder()])
 
 
+def _join_key(article: Article) -> str:
+    """Key of one input record in the verdict join: its article id plus its Kafka origin, so two records
+    with the same article id (an update, a redelivery past the exact-dedup horizon) never share a join."""
+    o = article["origin"]
+    return f"{article['article_id']}\x1f{o['topic']}\x1f{o['partition']}\x1f{o['offset']}"
+
+
+def _pack(join_key: str, fingerprint: bytes) -> bytes:
+    jk = join_key.encode("utf-8")
+    return struct.pack("<I", len(jk)) + jk + fingerprint
+
+
+def _unpack(payload: bytes) -> Tuple[str, bytes]:
+    (n,) = struct.unpack_from("<I", payload, 0)
+    return payload[4:4 + n].decode("utf-8"), payload[4 + n:]
+
+
 def _reply(m: Optional[Match]) -> _Part:
     if m is None:
         return _Part(_REPLY, None, 0, None, None, None, None, None)
@@ -123,9 +142,11 @@ class _FingerprintFn(beam.DoFn):
                             article.get("article_id"), type(exc).__name__, exc)
             yield pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(article, _STAGE, exc))
             return
+        join_key = _join_key(article)
+        payload = _pack(join_key, data)
         for key in keys:
-            yield pvalue.TaggedOutput(_BANDS, (key, data))
-        yield (str(article["article_id"]), _Part(_ARTICLE, encoded, len(keys), None, None, None, None, None))
+            yield pvalue.TaggedOutput(_BANDS, (key, payload))
+        yield (join_key, _Part(_ARTICLE, encoded, len(keys), None, None, None, None, None))
 
 
 class _CompareInBandFn(beam.DoFn):
@@ -146,6 +167,9 @@ class _CompareInBandFn(beam.DoFn):
         self._config = config
         self._late = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_late")
         self._trimmed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_band_budget_dropped")
+
+    def setup(self):
+        cheap_state_cache_sizing()
 
     def process(self, element: Tuple[str, bytes], timestamp=beam.DoFn.TimestampParam,
                 pending=beam.DoFn.StateParam(PENDING), fire_at=beam.DoFn.StateParam(FIRE_AT),
@@ -184,13 +208,14 @@ class _CompareInBandFn(beam.DoFn):
         if not ready:
             return
         kept = [(Fingerprint.from_bytes(d), ms, sid) for d, ms, sid in (stored.read() or [])]
-        new = sorted((Fingerprint.from_bytes(d) for _, d in ready), key=lambda f: f.order)
-        for fp in new:
+        new = sorted(((jk, Fingerprint.from_bytes(d)) for jk, d in (_unpack(p) for _, p in ready)),
+                     key=lambda x: (x[1].order, x[0]))
+        for join_key, fp in new:
             roots = {s.article_id: (ms, sid) for s, ms, sid in kept}
             m = best_match(fp, (s for s, _, _ in kept), cfg, roots)
             story_ms, story = (m.story_ms, m.story_id) if m is not None else (fp.event_ms, fp.article_id)
             kept.append((fp, story_ms, story))
-            yield (fp.article_id, _reply(m))
+            yield (join_key, _reply(m))
         newest = max(s.event_ms for s, _, _ in kept)
         kept = [k for k in kept if newest - k[0].event_ms <= cfg.horizon_ms]
         kept.sort(key=lambda k: k[0].order)
@@ -212,7 +237,9 @@ class _AssembleVerdictFn(beam.DoFn):
     ARTICLE = userstate.ReadModifyWriteStateSpec("article", coders.BytesCoder())
     EXPECTED = userstate.ReadModifyWriteStateSpec("expected", coders.VarIntCoder())
     REPLIES = userstate.BagStateSpec("replies", coders.RowCoder.from_type_hint(_Part, None))
-    COUNT = userstate.CombiningValueStateSpec("count", coders.VarIntCoder(), sum)
+    # A plain counter: a CombiningValueState over builtin sum keeps a list accumulator that VarIntCoder
+    # cannot encode once the runner commits it.
+    COUNT = userstate.ReadModifyWriteStateSpec("count", coders.VarIntCoder())
 
     def __init__(self, mode: "NearDupMode"):
         self._mode = mode
@@ -220,26 +247,29 @@ class _AssembleVerdictFn(beam.DoFn):
         self._dups = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_duplicates")
         self._out = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_out")
 
+    def setup(self):
+        cheap_state_cache_sizing()
+
     def process(self, element: Tuple[str, _Part], article_state=beam.DoFn.StateParam(ARTICLE),
                 expected=beam.DoFn.StateParam(EXPECTED), replies=beam.DoFn.StateParam(REPLIES),
                 count=beam.DoFn.StateParam(COUNT)):
-        article_id, part = element
+        _join_key, part = element
         if part.kind == _ARTICLE:
             article_state.write(part.article)
             expected.write(part.expected)
         else:
             if part.match_id is not None:
                 replies.add(part)
-            count.add(1)
+            count.write((count.read() or 0) + 1)
         data, want = article_state.read(), expected.read()
-        if data is None or count.read() < want:
+        if data is None or (count.read() or 0) < want:
             return
         matches = [Match(p.match_id, p.match_ms, p.similarity, p.story_id, p.story_ms) for p in replies.read()]
         for state in (article_state, expected, replies, count):
             state.clear()
         article = self._coder.decode(data)
         try:
-            verdict = combine(article_id, matches)
+            verdict = combine(article["article_id"], matches)
             out = Article(article)
             out["dedup"] = dict(article["dedup"], duplicate_of=verdict.duplicate_of,
                                 similarity=verdict.similarity, story_id=verdict.story_id)

@@ -72,6 +72,20 @@ def test_three_outlets_one_story_drop_mode():
         assert_that(res[DEAD_LETTERS], equal_to([]), label="no dead letters")
 
 
+def test_an_update_with_the_same_id_is_not_a_copy_and_is_not_lost():
+    story = "\n".join([LEDE] + PARAS)
+    corrected = story.replace("six weeks", "seven weeks")
+    arts = [_article("outlet-a-1", "Valmere closes northern terminal", story, T0),
+            _article("outlet-a-1", "CORRECTED-Valmere closes northern terminal", corrected, T0 + HOUR, 1),
+            _article("outlet-a-1", "Valmere closes northern terminal", story, T0, 2)]  # same id, same time
+    with test_pipeline.TestPipeline() as p:
+        res = p | beam.Create(arts) | NearDuplicates()
+        assert_that(res[ARTICLES] | beam.Map(lambda a: (a["article_id"], a["origin"]["offset"],
+                                                        a["dedup"]["duplicate_of"])),
+                    equal_to([("outlet-a-1", 0, None), ("outlet-a-1", 1, None), ("outlet-a-1", 2, None)]))
+        assert_that(res[DUPLICATES], equal_to([]), label="none dropped")
+
+
 def test_tag_mode_keeps_copies_in_articles():
     arts = _three_outlets()
     with test_pipeline.TestPipeline() as p:
@@ -107,7 +121,7 @@ def test_bad_article_is_dead_lettered():
     assert (out[0].value["article_id"], out[0].value["stage"]) == ("broken", "near_dedup")
     good = list(fn.process(_three_outlets()[0]))
     assert sum(isinstance(o, pvalue.TaggedOutput) and o.tag == "bands" for o in good) == 32
-    assert good[-1][0] == "outlet-a-1" and good[-1][1].expected == 32
+    assert good[-1][0].split("\x1f")[0] == "outlet-a-1" and good[-1][1].expected == 32
 
 
 @pytest.mark.parametrize("bad", [{"threshold": 0}, {"horizon_seconds": -1}, {"mode": "keep"},
