@@ -53,6 +53,8 @@ _SKIP_BEFORE_CUE = {"also", "later", "earlier", "previously", "then", "further",
 _PRONOUNS = {"he": "person", "she": "person", "it": "body", "they": "body"}
 _DATELINE = re.compile(r"^[ \t]*(?:[A-Z][A-Za-z.'\- ]{1,40})?(?:,[^()\n]{1,30})?\s*\(([A-Za-z][\w.\- ]{0,28})\)\s*"
                        r"[-\u2013\u2014:]", re.MULTILINE)
+_BARE_DATELINE = re.compile(r"^[ \t]*[A-Z][A-Z.'\- ]{2,30},\s*[A-Z][a-z]{2,8}\.? \d{1,2}\s+([A-Z][\w.\-]{1,20})\s*"
+                            r"[-\u2013\u2014]", re.MULTILINE)
 _SLASH_DATELINE = re.compile(r"^[ \t]*[A-Z][A-Za-z.'\- ]{1,40},[^/\n]{1,30}/([A-Za-z][\w\- ]{1,20})/", re.MULTILINE)
 _TRAIL_CREDIT = re.compile(r"(?:^|\n)[ \t]*[\u2013\u2014-]{1,2}[ \t]*([A-Z][\w.\- ]{1,30})[ \t]*$", re.MULTILINE)
 _SIGN_OFF = re.compile(r"(?:^|\n)[ \t]*(Reuter|REUTER)[ \t]*(?:\n|$)(?![\s\S]*\w[\s\S]*\n[ \t]*Reuter)")
@@ -141,7 +143,7 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
 
     text = doc.text
     # datelines and credits ---------------------------------------------------------------------------
-    for rx, cue in ((_DATELINE, "dateline"), (_SLASH_DATELINE, "dateline"), (_TRAIL_CREDIT, "dateline"),
+    for rx, cue in ((_DATELINE, "dateline"), (_SLASH_DATELINE, "dateline"), (_BARE_DATELINE, "dateline"), (_TRAIL_CREDIT, "dateline"),
                     (_SIGN_OFF, "sign-off")):
         for mt in rx.finditer(text):
             name = mt.group(1).strip()
@@ -167,12 +169,27 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
         for k, tok in enumerate(toks):
             low = tok.lower_
             i = tok.i
-            if low == "according" and i + 1 < sent.end and doc[i + 1].lower_ == "to":
-                m = _mention_after(dm, i + 2, sent.end)
-                if m:
+            if low == "according" and i + 1 < sent.end:
+                # "according to X and Y"; a credit line "according\nReuters" without "to"
+                j = i + 2 if doc[i + 1].lower_ == "to" else i + 1
+                for m in _coordinated_after(dm, j, sent.end):
+                    if j == i + 1 and m.kind != "news_agency":
+                        continue
                     emit(_resolve(dm, m, last_person, last_body), "according to",
                          "channel" if m.kind == "news_agency" else "speaker", si, _content(sent, i), at=i)
                 continue
+            if (low == "files" and i + 1 < sent.end and doc[i + 1].lower_ == "from") or (
+                    low in ("reported", "published", "carried") and i + 1 < sent.end and doc[i + 1].lower_ == "by"):
+                # "With files from The Associated Press"; "as reported by the online media Ukrinform"
+                for m in _coordinated_after(dm, i + 2, min(sent.end, i + 12), skip_any=True):
+                    if m.kind == "news_agency":
+                        emit(m, "reported", "channel", si, at=i)
+                continue
+            if low in ("comment", "comments", "statement", "interview") and i + 1 < sent.end \
+                    and doc[i + 1].lower_ == "to":
+                m = _mention_after(dm, i + 2, min(sent.end, i + 6))
+                if m and m.kind == "news_agency":
+                    emit(m, "told", "channel", si, at=i)
             if low in ("citing", "quoting") or (low in ("cited", "quoted") and i + 1 < sent.end
                                                  and doc[i + 1].lower_ == "by"):
                 j = i + 2 if doc[i + 1].lower_ == "by" else i + 1
@@ -191,7 +208,7 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
                 continue
             if low in ("quoted", "cited") and i + 1 < sent.end and doc[i + 1].lower_ == "by":
                 continue
-            if not (tok.tag_.startswith("VB") or low in ("said", "told", "says")):
+            if not (tok.tag_.startswith("VB") or low in ("said", "told", "says", "reports", "reported")):
                 continue
             # told X: X is a channel when it is an agency
             if low in ("told", "tells", "tell") and i + 1 < sent.end:
@@ -273,6 +290,27 @@ def _mention_after(dm: DocMentions, j: int, end: int, *, allow_np: bool = False)
                 return aff
         return None
     return None
+
+
+def _coordinated_after(dm: DocMentions, j: int, end: int, *, skip_any: bool = False) -> list[Mention]:
+    """Mentions after token j joined by "and"/commas: "according to CBS News and Agence France-Presse"."""
+    doc = dm.doc
+    out: list[Mention] = []
+    k = j
+    while k < end:
+        m = _mention_after(dm, k, end)
+        if m is None and skip_any and not out:
+            k += 1
+            continue
+        if m is None:
+            break
+        out.append(m)
+        k = m.end
+        if k + 1 < end and doc[k].lower_ in ("and", ",") and doc[k + 1].lower_ not in ("said", "says"):
+            k += 1
+            continue
+        break
+    return out
 
 
 def _np_head(doc: Any, k: int, end: int) -> int:
