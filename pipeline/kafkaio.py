@@ -30,6 +30,7 @@ import enum
 import logging
 import sys
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
@@ -57,12 +58,26 @@ __all__ = [
     "merge_acks",
     "parse_start",
     "redact_config",
+    "close_clients",
 ]
 
 _LOGGER = logging.getLogger(__name__)
 _NAMESPACE = "wirestream"
 _OPEN_END = sys.maxsize
 _SECRET_MARKERS = ("password", "secret", "key.pem", "private", "token", "credentials", "sasl.jaas")
+
+
+_LIVE_CLIENTS: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def close_clients() -> None:
+    """Tear down the Kafka clients of DoFns in this process (in-process runners do not always call
+    ``teardown``); afterwards no producer keeps reconnecting to a broker that has gone away."""
+    for fn in list(_LIVE_CLIENTS):
+        try:
+            fn.teardown()
+        except Exception as exc:  # noqa: BLE001 - best effort at shutdown
+            _LOGGER.debug("teardown of %s failed: %s", type(fn).__name__, exc)
 
 
 def redact_config(config: Mapping[str, Any]) -> dict:
@@ -332,6 +347,7 @@ class _ReadPartitionFn(beam.DoFn):
 
     def setup(self):
         self._consumers = {}
+        _LIVE_CLIENTS.add(self)
 
     def teardown(self):
         for consumer, _pos in self._consumers.values():
@@ -503,6 +519,7 @@ class _WriteFn(beam.DoFn):
         conf = {"enable.idempotence": True, "acks": "all", "linger.ms": 20, "compression.type": "lz4",
                 "message.max.bytes": 8 * 1024 * 1024, "log.connection.close": False}
         conf.update(self._config)
+        _LIVE_CLIENTS.add(self)
         for k in ("group.id", "enable.auto.commit", "enable.partition.eof", "auto.offset.reset",
                   "session.timeout.ms", "queued.max.messages.kbytes"):
             conf.pop(k, None)  # consumer-only settings
@@ -548,6 +565,7 @@ class _WriteFn(beam.DoFn):
     def teardown(self):
         if self._producer is not None:
             self._producer.flush(self._flush_timeout)
+            self._producer = None
 
 
 class WriteToKafka(beam.PTransform):
@@ -655,6 +673,7 @@ class _CommitFn(beam.DoFn):
 
         cheap_state_cache_sizing()
         self._consumer = _consumer(self._config)
+        _LIVE_CLIENTS.add(self)
 
     def start_bundle(self):
         self._pending = {}
@@ -689,6 +708,7 @@ class _CommitFn(beam.DoFn):
     def teardown(self):
         if self._consumer is not None:
             self._consumer.close()
+            self._consumer = None
 
 
 class CommitOffsets(beam.PTransform):

@@ -90,8 +90,13 @@ def _run_once(options: PipelineOptions, config: Config) -> dict:
     """Build and run one pipeline for ``config``; its counters."""
     p, _label = make_pipeline(options)
     build_pipeline(p, config)
-    result = p.run()
-    result.wait_until_finish()
+    try:
+        result = p.run()
+        result.wait_until_finish()
+    finally:
+        from pipeline.kafkaio import close_clients
+
+        close_clients()  # in-process runners leave DoFns alive: no client should outlive its run
     return _all_counters(result)
 
 
