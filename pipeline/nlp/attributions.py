@@ -335,6 +335,17 @@ def _subject_before(dm: DocMentions, sent: Any, i: int) -> Mention | None:
                 k -= 1
             if k >= sent.start and doc[k].text == "," and k < j - 1:
                 inner = doc[k + 1:j]
+                named = dm.at(j - 1)
+                if named is not None and named.kind == "person":
+                    # "The Kremlin spokesperson, Dmitry Peskov, said": the name in the appositive speaks
+                    if not named.descriptor:
+                        p = k - 1
+                        while p >= sent.start and (doc[p].tag_ in ("NN", "NNP", "JJ", "POS", "NNPS")
+                                                   or doc[p].lower_ in ("the", "a")) and k - p < 8:
+                            p -= 1
+                        desc = doc[p + 1:k].text.strip()
+                        named.descriptor = re.sub(r"^(?:the|a|an|The|A|An)\s+", "", desc) or None
+                    return named
                 first = inner[0].lower_
                 if first in ("who", "which", "the", "a", "an", "its", "his", "her") or inner[0].tag_ in (
                         "NN", "NNP", "JJ", "VBN", "VBG", "IN", "RB") or first in ("quoting", "citing"):
