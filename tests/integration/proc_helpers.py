@@ -46,7 +46,8 @@ class Pipeline:
                                      env=dict(os.environ, **(env or {})))
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def alive(self) -> bool:
@@ -121,9 +122,11 @@ def origins(messages, schema_name: str) -> list:
     return out
 
 
-def article(i: int, tag: str = "") -> bytes:
-    """A small, distinct raw article."""
+def article(i: int, tag: str = "", pad: int = 0) -> bytes:
+    """A small, distinct raw article (``pad`` adds a paragraph of that many characters)."""
     return json.dumps({"id": f"art-{tag}{i}", "publisher": "Test Wire", "title": f"Story {tag}{i}",
                        "published_at": "2026-11-27T10:00:00Z",
                        "body": f"Paragraph one of story {tag}{i}, about harbour works in town {i}.\n"
-                               f"Paragraph two of story {tag}{i}: the council met on day {i}."}).encode()
+                               f"Paragraph two of story {tag}{i}: the council met on day {i}."
+                               + (f"\n{'The harbour board spoke at length. ' * (pad // 35 + 1)}"[:pad + 1] if pad else "")
+                       }).encode()

@@ -177,3 +177,159 @@ def test_dedup_warm_start_makes_a_restart_write_no_duplicates(broker, topic_name
     window, duplicated = _crash_and_restart(broker, topic_names, tmp_path, warm=True)
     assert window  # there was something to re-write ...
     assert not duplicated  # ... and warm start dropped all of it as exact duplicates
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker of this test's own (it gets SIGSTOPped), not the session one."""
+    b = EmbeddedBroker(log_path=str(tmp_path / "tansu-own.log"))
+    b.start()
+    yield b
+    b.resume()  # never leave a stopped process behind
+    b.stop()
+
+
+@pytest.mark.slow
+def test_broker_stall_of_30s_the_pipeline_waits_and_resumes_without_loss(own_broker, topic_names, tmp_path):
+    bs = own_broker.bootstrap_servers
+    names = topic_names
+    before = [article(i, "before") for i in range(20)]
+    produce(bs, names["input"], before)
+    produce(bs, names["output"], [])
+    produce(bs, names["dead"], [], partitions=1)
+    proc = Pipeline(_args(bs, names), tmp_path / "stall.log")
+    acc = _Accounts(bs, names)
+    try:
+        wait_until(lambda: len(acc.poll().out_origins) >= len(before), 90, "the first batch in the sink")
+        stall = threading.Event()
+        own_broker.pause()
+        try:
+            stall.wait(30)  # the fault itself: the broker is frozen for 30 s (nothing to await)
+            assert proc.alive(), "the pipeline exited while the broker was stopped:\n" + proc.log()[-3000:]
+        finally:
+            own_broker.resume()
+        after = [article(i, "after") for i in range(20)]
+        produce(bs, names["input"], after)
+        inputs = _input_origins(bs, names["input"])
+        wait_until(lambda: inputs <= {o[0] for o in acc.poll().out_origins}, 120,
+                   "every input, before and after the stall, in the sink")
+        assert proc.alive(), proc.log()[-3000:]
+        log = proc.log()
+        failed_rounds = log.count(" failed after ")
+        committed = Committed(bs, names["group"], names["input"])
+        try:
+            wait_until(lambda: committed.now() == _ends(inputs), 60, "all input offsets committed")
+        finally:
+            committed.close()
+    finally:
+        code = proc.stop()
+        acc.close()
+    per_origin = Counter(o[0] for o in acc.out_origins)
+    print(f"\nbroker stall 30 s: inputs={len(inputs)} sink={len(acc.out_origins)} lost=0 "
+          f"failed rounds during the stall={failed_rounds} (retried with backoff) process alive throughout, "
+          f"exit on SIGTERM={code}")
+    assert set(per_origin) == inputs
+    assert max(per_origin.values()) == 1  # nothing was written twice either
+    assert failed_rounds <= 5, "a crash loop: rounds kept failing\n" + log[-3000:]
+
+
+@pytest.mark.slow
+def test_unwritable_sink_fails_loudly_and_commits_nothing(broker, topic_names, tmp_path):
+    """The producer's message.max.bytes (passed through --kafka-config) is smaller than every record."""
+    bs = broker.bootstrap_servers
+    names = topic_names
+    values = [article(i, "big", pad=3000) for i in range(5)]
+    produce(bs, names["input"], values)
+    produce(bs, names["output"], [])
+    produce(bs, names["dead"], [], partitions=1)
+    proc = Pipeline(_args(bs, names, "--kafka-config", "message.max.bytes=1000"), tmp_path / "sink.log")
+    committed = Committed(bs, names["group"], names["input"])
+    try:
+        wait_until(lambda: proc.log().count(" failed after ") >= 2, 90, "two failed (and retried) rounds")
+        assert proc.alive(), "a failing sink must not kill the job:\n" + proc.log()[-3000:]
+        offsets = committed.now()
+    finally:
+        proc.stop()
+        committed.close()
+    log = proc.log()
+    first_error = next(line for line in log.splitlines() if " failed after " in line)
+    sink = Tail(bs, names["output"])
+    written = sink.poll(1000)
+    sink.close()
+    print(f"\nunwritable sink: inputs={len(values)} failed rounds={log.count(' failed after ')} "
+          f"committed={offsets} written={len(written)}\n  {first_error[:300]}")
+    assert "ERROR" in first_error and ("MSG_SIZE_TOO_LARGE" in first_error or "not delivered" in first_error
+                                       or "too large" in first_error.lower()), first_error
+    assert set(offsets.values()) == {0}, offsets  # nothing committed: a restart re-reads every input
+    assert not written
+
+
+_POISON = {"boilerplate": "poison-boilerplate", "near_dedup": "poison-neardup", "nlp": "poison-nlp"}
+
+
+@pytest.mark.slow
+def test_poison_pill_in_each_stage_is_dead_lettered_with_stage_and_exception(broker, topic_names, monkeypatch):
+    """One article per stage makes that stage's pure function raise; the rest of the stream is written."""
+    import json
+
+    import pipeline.nlp.extract as nlp_extract
+    import pipeline.stages.boilerplate as boilerplate_stage
+    import pipeline.stages.neardup as neardup_stage
+    from pipeline.run import run_job
+
+    class Poison(RuntimeError):
+        pass
+
+    real_strip, real_fp, real_extract = (boilerplate_stage.strip_article, neardup_stage.fingerprint_article,
+                                         nlp_extract.extract_pieces)
+
+    def strip_article(article, *a, **kw):
+        if article["article_id"] == _POISON["boilerplate"]:
+            raise Poison("boilerplate poison pill")
+        return real_strip(article, *a, **kw)
+
+    def fingerprint_article(article, *a, **kw):
+        if article["article_id"] == _POISON["near_dedup"]:
+            raise Poison("near-dup poison pill")
+        return real_fp(article, *a, **kw)
+
+    def extract_pieces(pieces, *a, **kw):
+        if any("POISON-NLP" in doc.text for _off, doc in pieces):
+            raise Poison("nlp poison pill")
+        return real_extract(pieces, *a, **kw)
+
+    # the FnApiRunner runs its worker in this process, so the patched functions are the ones the stages call
+    monkeypatch.setattr(boilerplate_stage, "strip_article", strip_article)
+    monkeypatch.setattr(neardup_stage, "fingerprint_article", fingerprint_article)
+    monkeypatch.setattr(nlp_extract, "extract_pieces", extract_pieces)
+
+    bs = broker.bootstrap_servers
+    names = topic_names
+    good = [article(i, "ok") for i in range(12)]
+    poison = [json.dumps({"id": aid, "title": f"Poison {stage}",
+                          "body": f"The {stage} stage fails on this one.\nPOISON-NLP marker for {stage}."
+                          if stage == "nlp" else f"The {stage} stage fails on this one.\nA second line."}).encode()
+              for stage, aid in _POISON.items()]
+    produce(bs, names["input"], good[:6] + poison + good[6:])
+    produce(bs, names["output"], [])
+    produce(bs, names["dead"], [], partitions=1)
+    summary = run_job(["--bootstrap-servers", bs, "--input-topic", names["input"], "--output-topic",
+                       names["output"], "--dead-letter-topic", names["dead"], "--group-id", names["group"],
+                       "--bounded"])
+    acc = _Accounts(bs, names)
+    wait_until(lambda: len(acc.poll().out_origins) >= summary.written and len(acc.dead_origins) >= 3, 30,
+               "the run's records on the topics")
+    acc.close()
+    dead = {rec["article_id"]: rec for _o, _k, rec in acc.dead_origins}
+    print(f"\npoison pills: {summary.line()}\n" + "\n".join(
+        f"  {aid}: stage={rec['stage']} error_type={rec['error_type']} reason={rec['reason'][:90]!r}"
+        for aid, rec in sorted(dead.items())))
+    assert summary.balanced and summary.read == len(good) + len(poison)
+    assert summary.written == len(good) and summary.dead_lettered == len(poison)
+    for stage, aid in _POISON.items():
+        rec = dead[aid]
+        assert rec["stage"] == stage
+        assert rec["error_type"] == "StageError:Poison"
+        assert "Poison" in rec["reason"] and "poison pill" in rec["reason"]
+        assert rec["value"] in poison  # the original bytes, to re-send after a fix
+    assert {rec["article_id"] for _o, _k, rec in acc.out_origins} == {f"art-ok{i}" for i in range(12)}
