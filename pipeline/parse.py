@@ -107,6 +107,15 @@ def parse_value(value: Optional[bytes], *, limits: ParseLimits = ParseLimits(),
     if bad:
         raise InvalidRecord(", ".join(f"field {k!r} must be a string or null, got {type(obj[k]).__name__}"
                                       for k in bad), error_type="WrongFieldType")
+    for k in _STRING_FIELDS:
+        v = obj.get(k)
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate from a JSON \ud800 escape: not text
+                raise InvalidRecord(f"field {k!r} holds a lone surrogate (U+{ord(v[exc.start]):04X}) at character "
+                                    f"{exc.start}: not valid Unicode text; fix the producer's JSON escaping",
+                                    error_type="InvalidText") from exc
     flags: list = []
     body = obj.get("body")
     html = obj.get("html")
