@@ -16,6 +16,10 @@ __all__ = ["ParseArticles"]
 
 _LOGGER = logging.getLogger(__name__)
 
+#: Larger rejected messages are dead-lettered with their first this many bytes (a dead letter has to fit
+#: the dead-letter topic's message size limit; a 20 MB message would otherwise fail every retry).
+_DEAD_LETTER_VALUE_BYTES = 1024 * 1024
+
 
 class _ParseFn(beam.DoFn):
     def __init__(self, limits: ParseLimits, schema_registry_url: str | None, registry_config: dict | None):
@@ -37,8 +41,14 @@ class _ParseFn(beam.DoFn):
             fields = parse_value(rec.value, limits=self._limits, confluent_decoder=self._confluent)
         except RecordError as exc:
             self._rejected.inc()
+            reason = str(exc)
+            if rec.value is not None and len(rec.value) > _DEAD_LETTER_VALUE_BYTES:
+                # the dead letter must fit the dead-letter topic, or writing it fails the bundle forever
+                reason += (f" (dead letter keeps the first {_DEAD_LETTER_VALUE_BYTES} of {len(rec.value)} bytes; "
+                           "the whole message stays at its origin offset)")
+                rec = rec._replace(value=rec.value[:_DEAD_LETTER_VALUE_BYTES])
             yield pvalue.TaggedOutput(DEAD_LETTERS, new_dead_letter(
-                rec, stage="parse", error_type=exc.error_type, reason=str(exc), failed_at=now_ms()))
+                rec, stage="parse", error_type=exc.error_type, reason=reason, failed_at=now_ms()))
             return
         except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the stream either
             self._rejected.inc()
