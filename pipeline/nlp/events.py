@@ -141,11 +141,17 @@ def find_events(doc: Any, *, published_at: Any = None, to_raw: Callable[[int, in
     published = parse_published(published_at)
     out: list[dict] = []
     last_actor: list[Mention | None] = [None]
+    lows = [t.lower_ for t in doc]
+    tags = [t.tag_ for t in doc]
+    dates = [e for e in doc.ents if e.label_ == "DATE"]
     for si, sent in enumerate(doc.sents):
         i = sent.start
         sent_actor = None
         while i < sent.end:
-            trig, n = _match(doc, lex, i, sent.end)
+            if lows[i] not in lex.first_words:
+                i += 1
+                continue
+            trig, n = _match(lows, tags, lex, i, sent.end)
             if trig is None:
                 i += 1
                 continue
@@ -153,7 +159,7 @@ def find_events(doc: Any, *, published_at: Any = None, to_raw: Callable[[int, in
             if actors:
                 actor2 = _actor2(dm, sent, i + n, actors)
                 modality, negated = _modality(doc, sent, i, trig)
-                date_text, date = _date(doc, sent, i, published)
+                date_text, date = _date(dates, sent, i, published)
                 location = _location(dm, sent, i + n)
                 a, b = to_raw(doc[i].idx, doc[i + n - 1].idx + len(doc[i + n - 1].text))
                 src = sources.source_for(si + sentence_offset, i) if sources is not None else None
@@ -196,10 +202,10 @@ def _dedupe(evs: list[dict]) -> list[dict]:
     return out
 
 
-def _match(doc: Any, lex: lexicon.CameoLexicon, i: int, end: int):
+def _match(lows: list[str], tags: list[str], lex: lexicon.CameoLexicon, i: int, end: int):
+    tag = tags[i]
     for n in range(min(lex.max_len, end - i), 0, -1):
-        words = tuple(t.lower_ for t in doc[i:i + n])
-        tag = doc[i].tag_
+        words = tuple(lows[i:i + n])
         trig = None
         if words in lex.phrases and (tag.startswith("VB") or (n > 1 and tag in ("NN", "NNS", "JJ"))):
             trig = lex.phrases[words]
@@ -208,7 +214,7 @@ def _match(doc: Any, lex: lexicon.CameoLexicon, i: int, end: int):
         if trig is None:
             continue
         if trig.needs_object:
-            window = [t.lower_ for t in doc[i + n:min(end, i + n + 6)]]
+            window = lows[i + n:min(end, i + n + 6)]
             if not any(w in trig.needs_object for w in window):
                 continue
         return trig, n
@@ -322,10 +328,10 @@ def _modality(doc: Any, sent: Any, i: int, trig: lexicon.Trigger) -> tuple[str, 
     return "asserted", negated
 
 
-def _date(doc: Any, sent: Any, i: int, published: dt.date | None) -> tuple[str | None, str | None]:
+def _date(dates: list, sent: Any, i: int, published: dt.date | None) -> tuple[str | None, str | None]:
     best = None
-    for ent in sent.ents:
-        if ent.label_ != "DATE":
+    for ent in dates:
+        if not (sent.start <= ent.start < sent.end):
             continue
         d = abs(ent.start - i)
         if best is None or d < best[0]:

@@ -158,6 +158,8 @@ class CameoLexicon:
                 words = tuple(noun.split())
                 self.nouns.setdefault(words, Trigger(code, label, words, True, need))
         self.max_len = max(len(k) for k in list(self.phrases) + list(self.nouns))
+        #: first words of all phrases: a cheap pre-filter per token
+        self.first_words = frozenset(k[0] for k in list(self.phrases) + list(self.nouns))
 
     def label(self, code: str) -> str:
         return self.labels.get(code) or self.roots.get(code[:2], "")
