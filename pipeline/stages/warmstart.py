@@ -6,7 +6,7 @@ exact-dedup stage again. The sink topic remembers: every record it holds carries
 its ``article_id`` and its event time. Architecture::
 
     ReadFromKafka(sink topic, earliest .. end at start, bounded)       # pipeline.kafkaio, no commits
-      -> DecodeSeeds: Avro -> (content_hash, (article_id, event_ms))   # records outside the horizon dropped
+      -> DecodeSeeds: Avro -> (content_hash, (article_id, event_ms))   # inputs older than the horizon dropped
       -> LatestPerHash: one seed per hash (the latest event time)
       => PCollection[(str, (str, int))]  -> ExactDedup(seeds=...) reads it as a dict side input
 
@@ -92,15 +92,18 @@ class _DecodeSeedsFn(beam.DoFn):
 
     def process(self, rec: KafkaRecord) -> Iterable[Seed]:
         try:
-            seed = seed_from_record(self._decode(rec.value)) if rec.value else None
+            record = self._decode(rec.value) if rec.value else None
+            seed = seed_from_record(record) if record else None
         except Exception as exc:  # noqa: BLE001 - a foreign record on the sink must not stop the job
             _LOGGER.debug("warm start: skipping %s[%d]@%d (%s)", rec.topic, rec.partition, rec.offset, exc)
             seed = None
         if seed is None:
             self._skipped.inc()
             return
-        # the horizon is measured in event time; wall time minus the horizon bounds what can still matter
-        if seed[1][1] < self._oldest:
+        # The live stage keeps a hash for the horizon after the input's Kafka time (its expiry timer runs on
+        # element timestamps); a seed whose input is older than that would already be forgotten.
+        ingested = _ms((record.get("origin") or {}).get("timestamp")) or _ms(record.get("ingested_at"))
+        if ingested is not None and ingested < self._oldest:
             return
         self._seeds.inc()
         yield seed
@@ -116,7 +119,8 @@ class ReadDedupSeeds(beam.PTransform):
     Args:
       consumer_config: librdkafka settings of the job (its group is not used: nothing is committed).
       sink_topic: the output topic of the job.
-      horizon_seconds: the exact-dedup horizon; older seeds are dropped.
+      horizon_seconds: the exact-dedup horizon; seeds whose input (Kafka time) is older are dropped, as the
+        live stage's memory of them would have expired.
       schema_registry_url / registry_config: to decode Confluent-framed sink records.
     """
 
