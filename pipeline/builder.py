@@ -89,6 +89,10 @@ def build_stages(records: beam.PCollection, config: Config, *,
     if config.nlp:
         from pipeline.stages.nlp import ExtractFacts
 
+        # A fusion break: runners fuse the steps after a keyed (stateful) step into it, so without this the
+        # FnApiRunner runs NLP, the costliest step, on one worker only (stateful stages are never split).
+        articles = articles | "SpreadForNlp" >> beam.Reshuffle()
+        articles.element_type = Article
         res = articles | "ExtractFacts" >> ExtractFacts(spacy_model=config.spacy_model)
         dead.append(res[DEAD_LETTERS])
         articles = res[ARTICLES]

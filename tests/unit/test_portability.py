@@ -117,13 +117,17 @@ def test_no_pickling_fallback_coder_for_our_records(built):
         if bad and _BEAM_INTERNAL not in pc.unique_name:
             offenders[pc.unique_name] = bad
     assert offenders == {}
-    # inside Beam's Reshuffle, the element slot is still our Row coder; only the timestamp slot is Beam's
+    # inside Beam's Reshuffles, the element slot keeps our coder; only the timestamp slot is Beam's
+    reshuffled = []
     for pc in comps.pcollections.values():
         if _BEAM_INTERNAL in pc.unique_name and pc.unique_name.endswith("GroupByKey.None"):
             kv = comps.coders[pc.coder_id]
             values = comps.coders[comps.coders[kv.component_coder_ids[1]].component_coder_ids[0]]
-            element = comps.coders[values.component_coder_ids[0]]
-            assert element.spec.urn == common_urns.coders.ROW.urn
+            element_id = values.component_coder_ids[0]
+            assert _fallbacks(comps, element_id) == [], pc.unique_name
+            reshuffled.append(_coder_tree(comps, element_id)[0])
+    assert (common_urns.coders.ROW.urn, None) in reshuffled  # ReadFromKafka/SpreadPartitions: PartitionSpec
+    assert (python_urns.PICKLED_CODER, "ArticleCoder") in reshuffled  # SpreadForNlp: Article
 
 
 def test_article_pcollections_use_the_avro_coder(built):
