@@ -334,7 +334,7 @@ class _ReadPartitionFn(beam.DoFn):
     """
 
     def __init__(self, config: Mapping[str, Any], *, bounded: bool, max_records: int, max_seconds: float,
-                 idle_poll_seconds: float, idle_watermark_lag_seconds: float):
+                 idle_poll_seconds: float, idle_watermark_lag_seconds: float, counter: str = "read"):
         self._config = dict(config)
         self._bounded = bounded
         self._max_records = max_records
@@ -342,8 +342,8 @@ class _ReadPartitionFn(beam.DoFn):
         self._idle_poll = idle_poll_seconds
         self._idle_lag = idle_watermark_lag_seconds
         self._consumers: dict = {}
-        self._read = beam.metrics.Metrics.counter(_NAMESPACE, "read")
-        self._bytes = beam.metrics.Metrics.counter(_NAMESPACE, "read_bytes")
+        self._read = beam.metrics.Metrics.counter(_NAMESPACE, counter)
+        self._bytes = beam.metrics.Metrics.counter(_NAMESPACE, f"{counter}_bytes")
 
     def setup(self):
         self._consumers = {}
@@ -460,13 +460,15 @@ class ReadFromKafka(beam.PTransform):
       idle_poll_seconds: how long an idle partition waits before polling again (unbounded mode).
       idle_watermark_lag_seconds: an idle partition's watermark is wall time minus this.
       metadata_timeout_seconds: timeout for metadata and fetch probes at start.
+      counter: name of the Beam counter of records read (``read`` is the job's input in the run summary;
+        an auxiliary read such as the dedup warm start must count under another name).
     """
 
     def __init__(self, consumer_config: Mapping[str, Any], topics: Sequence[str], *,
                  start: StartSpec = StartSpec(), bounded: bool = False, stop_timestamp_ms: Optional[int] = None,
                  max_records_per_call: int = 2000, max_seconds_per_call: float = 2.0,
                  idle_poll_seconds: float = 1.0, idle_watermark_lag_seconds: float = 5.0,
-                 metadata_timeout_seconds: float = 30.0):
+                 metadata_timeout_seconds: float = 30.0, counter: str = "read"):
         super().__init__()
         if not consumer_config.get("bootstrap.servers"):
             raise ConfigError("ReadFromKafka needs consumer_config['bootstrap.servers']")
@@ -484,6 +486,7 @@ class ReadFromKafka(beam.PTransform):
         self._idle_poll = idle_poll_seconds
         self._idle_lag = idle_watermark_lag_seconds
         self._timeout = metadata_timeout_seconds
+        self._counter = counter
 
     def expand(self, pbegin):
         return (
@@ -496,7 +499,7 @@ class ReadFromKafka(beam.PTransform):
             | "ReadPartitions" >> beam.ParDo(_ReadPartitionFn(
                 self._config, bounded=self._bounded, max_records=self._max_records,
                 max_seconds=self._max_seconds, idle_poll_seconds=self._idle_poll,
-                idle_watermark_lag_seconds=self._idle_lag)).with_output_types(KafkaRecord)
+                idle_watermark_lag_seconds=self._idle_lag, counter=self._counter)).with_output_types(KafkaRecord)
         )
 
 
