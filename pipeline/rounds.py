@@ -146,6 +146,7 @@ def run_rounds(config, run_round: Callable[[Any], Mapping[str, int]], *,
         round_config = dataclasses.replace(config, bounded=True, streaming=False, start=start,
                                            dedup_warm_start=warm)
         began = time.monotonic()
+        _LOGGER.info("round %d starting (%s)", rounds + 1, start.mode.value)
         try:
             counters = run_round(round_config)
         except (ConfigError, KeyboardInterrupt):
@@ -161,6 +162,10 @@ def run_rounds(config, run_round: Callable[[Any], Mapping[str, int]], *,
         backoff = policy.retry_initial_seconds
         rounds += 1
         _merge(total, counters)
+        balance = counters.get("written", 0) + counters.get("duplicates", 0) + counters.get("dead_lettered", 0)
+        if counters.get("read", 0) != balance:
+            _LOGGER.error("round %d: accounts do not balance: read=%d != written + duplicates + dead_lettered = %d",
+                          rounds, counters.get("read", 0), balance)
         _LOGGER.info("round %d: read=%d written=%d duplicates=%d dead_lettered=%d in %.1fs", rounds,
                      counters.get("read", 0), counters.get("written", 0), counters.get("duplicates", 0),
                      counters.get("dead_lettered", 0), time.monotonic() - began)

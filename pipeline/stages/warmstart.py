@@ -138,8 +138,8 @@ class ReadDedupSeeds(beam.PTransform):
         self._registry_config = registry_config
 
     def expand(self, pbegin):
-        records = pbegin | "ReadSink" >> ReadFromKafka(self._config, [self._topic],
-                                                       start=StartSpec(StartMode.EARLIEST), bounded=True)
+        records = pbegin | "ReadSink" >> ReadFromKafka(self._config, [self._topic], start=StartSpec(StartMode.EARLIEST),
+                                                       bounded=True, counter="warm_start_read")
         records.is_bounded = True
         return (records
                 | "DecodeSeeds" >> beam.ParDo(_DecodeSeedsFn(self._horizon_ms, self._registry_url,
