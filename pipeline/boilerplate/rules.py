@@ -46,11 +46,12 @@ class Rule(NamedTuple):
     regex: re.Pattern
 
     def matches(self, line: str) -> bool:
+        # ``regex`` is the escaped pattern for prefix and line rules, compiled case-insensitive
         if self.match == "prefix":
-            return line.casefold().startswith(self.pattern.casefold())
+            return self.regex.match(line) is not None
         if self.match == "line":
-            return line.casefold() == self.pattern.casefold()
-        return bool(self.regex.search(line))
+            return self.regex.fullmatch(line) is not None
+        return self.regex.search(line) is not None
 
 
 class RuleSet(NamedTuple):

@@ -54,7 +54,7 @@ def strip_article(article: Article, memory: PublisherMemory | None, rules) -> tu
     raw = article["body"]
     res = strip(raw, article.get("publisher"), memory=memory, rules=rules,
                 article_key=article.get("title") or article.get("article_id"),
-                event_time_ms=_event_time_ms(article))
+                event_time_ms=_event_time_ms(article), title=article.get("title"))
     out = Article(article)
     out["body"] = res.body
     out["boilerplate"] = [s.as_dict() for s in res.removed]

@@ -152,7 +152,8 @@ def run_ours(gold, *, use_rules, use_memory, min_articles):
         mem = None
         if use_memory:
             mem = mems.setdefault(pub or "", PublisherMemory(min_articles=min_articles))
-        res = strip(body, pub, memory=mem, rules=rules, article_key=title or aid, event_time_ms=_ms(published))
+        res = strip(body, pub, memory=mem, rules=rules, article_key=title or aid, event_time_ms=_ms(published),
+                    title=title)
         assert res.body == cut_spans(body, [(s.start, s.end) for s in res.removed]), aid
         score.add(aid, body, spans, [(s.start, s.end, s.kind, s.rule) for s in res.removed])
     return score
@@ -194,7 +195,7 @@ def reuters_untouched(shared, *, use_rules, use_memory, min_articles):
         body = a.get("body") or ""
         mem = mems.setdefault(a.get("publisher") or "", PublisherMemory(min_articles=min_articles)) if use_memory else None
         res = strip(body, a.get("publisher"), memory=mem, rules=rules, article_key=a.get("title") or a["id"],
-                    event_time_ms=_ms(a.get("published_at")))
+                    event_time_ms=_ms(a.get("published_at")), title=a.get("title"))
         total += 1
         if res.body == body:
             same += 1
