@@ -23,22 +23,52 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from pipeline.nlp.mentions import DocMentions, Mention
+from pipeline.nlp.mentions import GOV_WORDS, PREPOSITIONS, DocMentions, Mention
 
 __all__ = ["CUE_VERBS", "AttributionResult", "find_attributions", "attributions"]
 
 #: Verbs that attribute information to their subject.
 CUE_VERBS = {
-    "said", "says", "say", "saying", "told", "tells", "tell", "added", "adds", "stated", "states", "noted", "notes",
-    "wrote", "writes", "reported", "reports", "reporting", "announced", "announces", "confirmed", "confirms",
-    "claimed", "claims", "quoted", "quoting", "cited", "cites", "explained", "stressed", "insisted", "warned",
-    "warns", "declared", "denied", "denies", "acknowledged", "argued", "asserted", "maintained", "emphasized",
-    "emphasised", "underscored", "estimated", "posted", "tweeted", "revealed", "disclosed", "suggested",
-    "indicated", "informed", "responded", "replied", "commented", "concluded", "alleged", "alleges",
-    "mentioned", "observed", "remarked", "predicted", "urged", "accused", "charged", "signaled", "signalled",
-    "stated", "assured", "recalled", "believes", "thinks", "told", "conceded", "admitted", "vowed", "pledged",
-    "threatened", "announcing", "stating", "publishes", "published", "carried", "broadcast",
+    "said", "says", "say", "saying", "told", "tells", "tell", "added", "adds", "adding", "stated", "states",
+    "stating", "noted", "notes", "noting", "wrote", "writes", "reported", "reports", "reporting", "announced",
+    "announces", "announcing", "confirmed", "confirms", "claimed", "claims", "quoted", "quoting", "cited", "cites",
+    "explained", "explaining", "stressed", "insisted", "warned", "warns", "declared", "denied", "denies",
+    "acknowledged", "argued", "asserted", "maintained", "emphasized", "emphasised", "underscored", "estimated",
+    "posted", "tweeted", "revealed", "disclosed", "suggested", "indicated", "informed", "responded", "replied",
+    "commented", "concluded", "alleged", "alleges", "mentioned", "observed", "remarked", "predicted", "urged",
+    "accused", "charged", "signaled", "signalled", "assured", "recalled", "believes", "thinks", "conceded",
+    "admitted", "vowed", "pledged", "threatened", "publishes", "published", "carried", "broadcast",
 }
+#: Cue verbs that report speech by themselves ("X said", "X announced the launch").
+_SPEECH_CUES = {
+    "said", "says", "say", "saying", "told", "tells", "tell", "added", "adds", "adding", "stated", "states",
+    "stating", "noted", "notes", "noting", "wrote", "writes", "announced", "announces", "announcing",
+    "explained", "explaining", "stressed", "insisted", "declared", "argued", "asserted", "maintained",
+    "emphasized", "emphasised", "underscored", "acknowledged", "conceded", "admitted", "commented", "remarked",
+    "replied", "concluded", "mentioned", "observed", "recalled", "posted", "tweeted", "quoted", "cited",
+}
+#: Cue verbs that are also event verbs ("Norway pledged 450 million euros", "Russia claims the region"):
+#: an attribution only with a reported complement -- a that-clause, a quote, a colon, an embedded clause --
+#: or in the inverted position ('"...", X warned').
+_COMPLEMENT_CUES = CUE_VERBS - _SPEECH_CUES
+#: ... of which these also take "to" + verb ("threatened to halt exports") and these a gerund ("denied taking").
+_TO_CUES = {"threatened", "vowed", "pledged", "warned", "urged"}
+_GERUND_CUES = {"denied", "denies", "admitted", "acknowledged"}
+#: Only news outlets "carry" or "publish" information.
+_MEDIA_ONLY_CUES = {"carried", "published", "publishes", "broadcast", "reporting"}
+#: Participial cues after a comma take the clause's subject: "Kyiv rejected the terms, saying ...".
+_PARTICIPLE_CUES = {"saying", "adding", "noting", "stating", "arguing", "insisting", "warning", "explaining"}
+_PASSIVE_AUX = {"was", "were", "is", "are", "be", "been", "being", "get", "got", "gets"}
+_DELIMS = {",", "--", "\u2014", "\u2013", "-", "(", ")"}
+#: Person titles and roles: an ORG-tagged name right after one is a person ("chief negotiator, Rustem Umerov").
+_PERSON_ROLES = re.compile(
+    r"(?i)\b(?:spokes\w*|minister|president|premier|chancellor|chief|head|director|official|secretary|adviser|"
+    r"advisor|aide|governor|commander|ambassador|envoy|leader|chairman|chairwoman|chair|mayor|negotiator|"
+    r"analyst|economist|professor|researcher|lawyer|attorney|ceo|founder|executive|officer|manager|deputy|"
+    r"general|colonel|senator|lawmaker|mp|representative|activist|artist|journalist|editor|fellow|expert|"
+    r"archbishop|bishop|pope|priest|king|queen|prince|judge|prosecutor|teacher|producer|resident|veteran|"
+    r"founder|owner|partner|strategist|scientist|doctor|dr|mr|mrs|ms)\b")
+
 _AGENCY_CUES = {"said", "says", "reported", "reports", "quoted", "quoting", "cited", "citing", "wrote", "writes",
                 "carried", "published", "publishes", "broadcast", "announced", "added", "stated", "noted",
                 "learned", "learnt", "reporting", "confirmed", "claimed", "showed"}
@@ -101,6 +131,7 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
     dm = mentions or DocMentions(doc)
     to_raw = to_raw or (lambda a, b: (a, b))
     res = AttributionResult()
+    co = _Coref(dm)
     seen: dict[tuple[str, str], dict] = {}
     sents = list(doc.sents)
     sent_of = {}
@@ -110,16 +141,20 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
     last_person: list[Mention | None] = [None]
     last_body: list[Mention | None] = [None]
 
-    def emit(m: Mention, cue: str, role: str | None, si: int, content: str | None = None,
+    def emit(m: Mention | None, cue: str, role: str | None, si: int, content: str | None = None,
              char_span: tuple[int, int] | None = None, at: int | None = None) -> None:
+        if m is None:
+            return
+        m = co.canon(m)
         kind = m.kind
         if kind in ("country", "group"):
             kind = "official_body"
         if kind == "place":
             return
-        key = (m.name.lower(), kind)
+        key = co.key(m, kind)
         if at is not None:
-            res.sentence_source.setdefault(si + sentence_offset, []).append((at, m.name))
+            res.sentence_source.setdefault(si + sentence_offset, []).append((at, seen[key]["source"] if key in seen
+                                                                               else m.name))
         if kind == "person":
             last_person[0] = m
         elif kind != "news_agency":
@@ -143,8 +178,8 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
 
     text = doc.text
     # datelines and credits ---------------------------------------------------------------------------
-    for rx, cue in ((_DATELINE, "dateline"), (_SLASH_DATELINE, "dateline"), (_BARE_DATELINE, "dateline"), (_TRAIL_CREDIT, "dateline"),
-                    (_SIGN_OFF, "sign-off")):
+    for rx, cue in ((_DATELINE, "dateline"), (_SLASH_DATELINE, "dateline"), (_BARE_DATELINE, "dateline"),
+                    (_TRAIL_CREDIT, "dateline"), (_SIGN_OFF, "sign-off")):
         for mt in rx.finditer(text):
             name = mt.group(1).strip()
             ag = dm.ag.lookup(name)
@@ -165,14 +200,18 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
 
     # cue-based relations --------------------------------------------------------------------------------
     for si, sent in enumerate(sents):
-        toks = list(sent)
-        for k, tok in enumerate(toks):
+        bound = sent.start  # a paragraph break inside a "sentence" (headlines, lists) is a hard boundary
+        for tok in sent:
             low = tok.lower_
             i = tok.i
+            if tok.is_space and "\n" in tok.text:
+                bound = i + 1
+                continue
             if low == "according" and i + 1 < sent.end:
-                # "according to X and Y"; a credit line "according\nReuters" without "to"
+                # "according to X and Y"; "according to a survey by X"; a credit line "according\nReuters"
                 j = i + 2 if doc[i + 1].lower_ == "to" else i + 1
-                for m in _coordinated_after(dm, j, sent.end):
+                ms = _coordinated_after(dm, _past_study_noun(doc, j, sent.end), sent.end)
+                for m in ms:
                     if j == i + 1 and m.kind != "news_agency":
                         continue
                     emit(_resolve(dm, m, last_person, last_body), "according to",
@@ -204,30 +243,57 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
                 if m and m.kind == "news_agency":
                     emit(m, "told", "channel", si, at=i)
                 continue
+            if low in _STUDY_CUES and low not in CUE_VERBS:
+                # "a survey by the European Business Association showed that ..."
+                for m in _study_author_before(dm, bound, i):
+                    emit(m, low, "speaker", si, _content(sent, i), at=i)
+                continue
             if low not in CUE_VERBS:
                 continue
             if low in ("quoted", "cited") and i + 1 < sent.end and doc[i + 1].lower_ == "by":
                 continue
             if not (tok.tag_.startswith("VB") or low in ("said", "told", "says", "reports", "reported")):
                 continue
+            if low != "published" and _passive_or_adjectival(doc, bound, i, sent.end):
+                continue  # ("This report by The Canadian Press was first published ...": a credit)
             # told X: X is a channel when it is an agency
             if low in ("told", "tells", "tell") and i + 1 < sent.end:
                 m = _mention_after(dm, i + 1, min(sent.end, i + 8))
                 if m and m.kind == "news_agency":
                     emit(m, "told", "channel", si, at=i)
-            # subject before the cue
-            subj = _subject_before(dm, sent, i)
-            if subj is not None:
-                if subj.kind == "news_agency" and low not in _AGENCY_CUES and low not in ("told",):
-                    subj = None
-            if subj is not None:
-                r = _resolve(dm, subj, last_person, last_body)
-                if r is not None:
-                    emit(r, _cue_name(low), "channel" if r.kind == "news_agency" else "speaker", si,
+            inverted = _inverted(doc, bound, i)
+            complement = low not in _COMPLEMENT_CUES or inverted or _reported_complement(doc, i, sent.end, low)
+            media_verb = low in _MEDIA_ONLY_CUES or low in ("reported", "reports")
+            if low in _PARTICIPLE_CUES:
+                subjects = _participle_subject(dm, bound, i)
+                for r in subjects:
+                    emit(_resolve(dm, r, last_person, last_body), _cue_name(low), "speaker", si,
                          _content(sent, i), at=i)
+                if subjects:
+                    continue
+            # subject before the cue
+            subjects = _subject_before(dm, bound, i)
+            if subjects:
+                for subj in subjects:
+                    media = subj.kind == "news_agency" or (subj.kind == "organization" and _media_name(subj))
+                    if subj.kind == "news_agency" and low not in _AGENCY_CUES and low not in ("told",):
+                        continue
+                    if low in _MEDIA_ONLY_CUES and not media:
+                        continue
+                    if not media and low == "reported" and not (inverted or _reported_complement(
+                            doc, i, sent.end, low)):
+                        continue  # "Moscow reported its first test-launch"
+                    if low in ("reported", "contributed") and i + 1 < sent.end and doc[i + 1].lower_ == "from":
+                        continue  # a byline: "Novikov reported from Kyiv"
+                    if not complement and not (media and media_verb):
+                        continue
+                    r = _resolve(dm, subj, last_person, last_body)
+                    if r is not None:
+                        emit(r, _cue_name(low), "channel" if r.kind == "news_agency" else "speaker", si,
+                             _content(sent, i), at=i)
                 continue
-            # inverted: '..., said X' / '"...", X said' handled above; here 'said X'
-            prev = doc[i - 1] if i > sent.start else None
+            # inverted: '"...", said X'
+            prev = doc[i - 1] if i > bound else None
             if prev is not None and (prev.is_punct or prev.is_quote) and low in ("said", "says", "added", "wrote",
                                                                                    "reported", "told", "noted"):
                 m = _mention_after(dm, i + 1, min(sent.end, i + 9), allow_np=True)
@@ -237,9 +303,264 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
     return res
 
 
+# -- coreference: one entry per distinct source ------------------------------------------------------------
+
+_TITLE_WORDS = {"president", "prime", "minister", "mr", "mrs", "ms", "dr", "sir", "pope", "archbishop", "major",
+                "bishop", "ambassador", "mayor", "governor", "general", "gen", "col", "colonel", "senator", "sen",
+                "rep", "chancellor", "king", "queen", "prince", "judge", "secretary", "chief", "deputy", "foreign",
+                "defence", "defense", "spokesman", "spokeswoman", "spokesperson", "lt", "lieutenant", "premier",
+                "vice", "acting", "former", "u.s.", "us", "russian", "ukrainian", "asst", "assistant", "commander",
+                "envoy", "adviser", "advisor", "aide", "leader", "head", "director", "reverend", "rev", "father",
+                "captain", "capt", "admiral", "state"}
+_NOT_PERSON_WORDS = {"group", "inc", "corp", "company", "bank", "institute", "university", "association", "council",
+                     "capital", "fund", "church", "ministry", "agency", "news", "times", "post", "party", "committee",
+                     "foundation", "center", "centre", "securities", "research", "international", "network",
+                     "media", "press", "club", "union", "office", "department", "service", "forces", "force",
+                     "airlines", "energy", "holdings", "partners", "llc", "ltd", "plc", "co", "systems", "daily",
+                     "house", "court", "school", "lab", "laboratory", "project", "world", "state", "states"}
+_MEDIA_WORDS = {"news", "times", "post", "daily", "journal", "tribune", "gazette", "herald", "radio", "tv",
+                "television", "broadcaster", "newspaper", "magazine", "telegraph", "guardian", "observer",
+                "independent", "kommersant", "izvestia", "vedomosti", "cnn", "bbc", "cbs", "nbc", "abc", "fox",
+                "politico", "axios", "bloomberg", "channel", "online", "weekly", "review", "express", "mail",
+                "mirror", "standard", "chronicle", "today", "wire", "agency", "media"}
+
+
+def _media_name(m: Mention) -> bool:
+    return bool({w.lower() for w in re.findall(r"[\w]+", m.name)} & _MEDIA_WORDS)
+
+
+def _name_words(name: str) -> list[str]:
+    words = [w for w in re.findall(r"[\w'\u2019.-]+", name)]
+    while words and words[0].lower().strip(".") in _TITLE_WORDS and len(words) > 1:
+        words = words[1:]
+    return words
+
+
+def _similar_surname(a: str, b: str) -> bool:
+    """Transliteration variants of one surname: Zelensky / Zelenskyy / Zelenskiy."""
+    a, b = a.lower(), b.lower()
+    if a == b:
+        return True
+    if len(a) < 5 or len(b) < 5 or a[:4] != b[:4] or abs(len(a) - len(b)) > 2:
+        return False
+    strip = lambda x: re.sub(r"(?:yy|iy|ii|y|i|ij)$", "", x)  # noqa: E731
+    return strip(a) == strip(b)
+
+
+def _initials(name: str) -> str:
+    return "".join(w[0] for w in re.findall(r"[A-Za-z][\w'-]*", name) if w[0].isupper())
+
+
+class _Coref:
+    """Maps a source mention to its canonical entity: surnames and name variants to the person's full name,
+    acronyms to the body they abbreviate, ORG-tagged names in a person's slot to persons."""
+
+    def __init__(self, dm: DocMentions):
+        self.dm = dm
+        self.persons: list[Mention] = []
+        for m in dm.mentions:
+            if m.kind == "person" and len(_name_words(m.name)) > 1:
+                self.persons.append(m)
+            elif m.kind == "organization" and self._personish(m):
+                self.persons.append(Mention(m.start, m.end, "person", m.name, m.text, m.label, m.country,
+                                            m.descriptor))
+        self.bodies = [m for m in dm.mentions if m.kind in ("organization", "official_body")
+                       and len(m.name.split()) > 1]
+        self.acronyms: dict[str, Mention] = {}
+        for m in self.bodies:
+            ini = _initials(m.name)
+            if len(ini) >= 2:
+                self.acronyms.setdefault(ini, m)
+        self._keys: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def _personish(self, m: Mention) -> bool:
+        """An ORG-tagged two- or three-word name that stands in a person's slot ("chief negotiator,
+        Rustem Umerov," / "Rustem Umerov, the chief negotiator,")."""
+        doc = self.dm.doc
+        words = [t for t in doc[m.start:m.end]]
+        if not 2 <= len(words) <= 3 or any(not t.text[:1].isupper() or not t.is_alpha for t in words):
+            return False
+        if {t.lower_ for t in words} & (_NOT_PERSON_WORDS | set(lexicon_gov_words())):
+            return False
+        before = doc[max(0, m.start - 3):m.start].text
+        after = doc[m.end:min(len(doc), m.end + 5)].text
+        return bool(re.search(r",\s*$", before) and _PERSON_ROLES.search(before)) or bool(
+            re.match(r"\s*,\s*(?:the\s+|a\s+|an\s+)?[\w'\u2019 .-]*$", after) and _PERSON_ROLES.search(after))
+
+    def person_for(self, word: str) -> Mention | None:
+        for p in self.persons:
+            words = _name_words(p.name)
+            if _similar_surname(word, words[-1]) or (len(words) > 1 and word == words[0] and word[:1].isupper()
+                                                      and "-" in words[-1]):
+                return p
+        return None
+
+    def canon(self, m: Mention) -> Mention:
+        if m.kind == "news_agency" or m.label == "PRON":
+            return m
+        words = _name_words(m.name)
+        if m.kind in ("person", "organization") and words and all(w[:1].isupper() for w in words):
+            p = self.person_for(words[-1]) if len(words) <= 2 or m.kind == "person" else None
+            if p is None and m.kind != "person" and len(words) == 1:
+                p = self.person_for(words[0])
+            if p is not None and (m.kind == "person" or len(words) == 1 or _similar_surname(
+                    words[-1], _name_words(p.name)[-1])):
+                return Mention(m.start, m.end, "person", p.name, m.text, p.label, p.country or m.country,
+                               m.descriptor or p.descriptor, p.country_kind)
+        if m.kind == "organization" and self._personish(m):
+            return Mention(m.start, m.end, "person", m.name, m.text, m.label, m.country, m.descriptor)
+        if len(words) == 1 and words[0].isupper() and len(words[0]) >= 2:
+            b = self.acronyms.get(words[0])
+            if b is not None and b.start != m.start:
+                return Mention(m.start, m.end, b.kind, b.name, m.text, b.label, b.country or m.country,
+                               m.descriptor)
+        return m
+
+    def key(self, m: Mention, kind: str) -> tuple[str, str]:
+        """Identity of a source: persons by surname (up to transliteration), bodies by name, a shorter body
+        name ("Defence Ministry") joining an earlier longer one with the same head ("Russia's Defence
+        Ministry")."""
+        if kind == "person":
+            words = _name_words(m.name)
+            sur = words[-1].lower() if words else m.name.lower()
+            for k in self._keys:
+                if k[0] == "person" and _similar_surname(k[1], sur):
+                    return self._keys[k]
+            self._keys[("person", sur)] = ("person", sur)
+            return ("person", sur)
+        name = re.sub(r"^(?:the)\s+", "", m.name.lower())
+        if kind == "news_agency":
+            return (name, kind)
+        words = re.findall(r"[\w]+", name)
+        for k, v in self._keys.items():
+            if k[0] != "body":
+                continue
+            other = re.findall(r"[\w]+", k[1])
+            if words and other and words[-1] == other[-1] and words[-1] in lexicon_gov_words() and (
+                    set(words) <= set(other) or set(other) <= set(words)):
+                return v
+        self._keys[("body", name)] = (name, kind)
+        return (name, kind)
+
+
+def lexicon_gov_words() -> set[str]:
+    return GOV_WORDS
+
+
+# -- cue context ---------------------------------------------------------------------------------------------
+
+_STUDY_NOUNS = {"report", "survey", "study", "research", "data", "analysis", "poll", "estimate", "estimates",
+                "figures", "statement", "assessment", "tally", "count", "census", "calculations", "review",
+                "findings", "forecast", "statistics", "index", "investigation", "monitoring"}
+_STUDY_CUES = {"showed", "shows", "found", "finds", "suggested", "suggests", "concluded", "estimated",
+               "estimates", "predicted", "predicts", "indicated", "indicates", "said", "says"}
+
+
+def _past_study_noun(doc: Any, j: int, end: int) -> int:
+    """After "according to": skip "a report by" / "research from" / "the latest data from"."""
+    k = j
+    while k < end and k < j + 5 and (doc[k].tag_ in ("DT", "JJ", "JJS", "CD", "PRP$") or doc[k].ent_type_ == "DATE"):
+        k += 1
+    if k < end and doc[k].lower_ in _STUDY_NOUNS:
+        q = k + 1
+        if q < end and doc[q].lower_ in ("conducted", "published", "released", "commissioned", "compiled"):
+            q += 1
+        if q < end and doc[q].lower_ in ("by", "from", "of"):
+            return q + 1
+    return j
+
+
+def _study_author_before(dm: DocMentions, bound: int, i: int) -> list[Mention]:
+    """ "a survey by X showed": X, when the subject of the cue is a study noun followed by by/from X."""
+    doc = dm.doc
+    j = i - 1
+    while j >= bound and (doc[j].tag_ in ("RB",) or doc[j].ent_type_ == "DATE"):
+        j -= 1
+    m = dm.at(j) if j >= bound else None
+    if m is None or m.kind not in ("organization", "official_body", "news_agency", "country"):
+        return []
+    k = m.start - 1
+    while k >= bound and (doc[k].tag_ in ("DT", "JJ", "POS", "NNP") or doc[k].ent_type_ in ("GPE", "NORP")) \
+            and dm.at(k) is not None or (k >= bound and doc[k].tag_ in ("DT", "JJ")):
+        k -= 1
+    if k - 1 >= bound and doc[k].lower_ in ("by", "from") and (doc[k - 1].lower_ in _STUDY_NOUNS or (
+            doc[k - 1].lower_ in ("conducted", "published", "released", "commissioned") and k - 2 >= bound
+            and doc[k - 2].lower_ in _STUDY_NOUNS)):
+        return [m]
+    return []
+
+
+def _passive_or_adjectival(doc: Any, bound: int, i: int, end: int) -> bool:
+    """ "Miller was cited for ...", "has been declared", "forces alleged to be fighting", "its founder added
+    to the register" are not speech."""
+    tok = doc[i]
+    j = i - 1
+    while j >= bound and doc[j].tag_ in ("RB", "RBR") and doc[j].lower_ not in ("not",):
+        j -= 1
+    if tok.tag_ == "VBN" and j >= bound and doc[j].lower_ in _PASSIVE_AUX:
+        return True
+    if tok.lower_ in ("alleged", "declared", "quoted", "cited", "charged", "accused") and i + 1 < end \
+            and doc[i + 1].lower_ == "to" and tok.lower_ != "quoted":
+        return True
+    return False
+
+
+def _inverted(doc: Any, bound: int, i: int) -> bool:
+    """The cue follows the reported content: '"...", X warned' / '..., X said.'"""
+    j = i - 1
+    while j >= bound and not doc[j].is_punct and not doc[j].is_quote and i - j < 7:
+        j -= 1
+    return j >= bound and (doc[j].is_quote or doc[j].text == ",") and (i + 1 >= len(doc) or doc[i + 1].is_punct
+                                                                      or doc[i + 1].ent_type_ in ("DATE", "TIME")
+                                                                      or doc[i + 1].lower_ in ("on", "in", "at"))
+
+
+def _reported_complement(doc: Any, i: int, end: int, low: str) -> bool:
+    """Whether the cue at ``i`` takes reported content: a that-clause, a quote, a colon, an embedded clause
+    ("confirmed its president would attend"), "to" + verb for threats and pledges, a gerund for denials."""
+    k = i + 1
+    while k < end:
+        t = doc[k]
+        if t.tag_ in ("RB", "RBR") or t.ent_type_ in ("DATE", "TIME") or t.lower_ in ("on", "in", "a", "statement",
+                                                                                      "last", "late", "early"):
+            k += 1
+            continue
+        break
+    if k >= end or doc[k].text in (".", ";", ",") or doc[k].is_space:
+        return True
+    t = doc[k]
+    if t.lower_ == "that" or t.is_quote or t.text == ":":
+        return True
+    if low in _TO_CUES:
+        for q in range(k, min(end - 1, k + 6)):
+            if doc[q].lower_ == "to" and doc[q + 1].tag_ == "VB":
+                return True
+            if doc[q].is_punct:
+                break
+    if low in _GERUND_CUES and t.tag_ == "VBG":
+        return True
+    if low in ("accused", "charged"):
+        for q in range(k, min(end - 1, k + 7)):
+            if doc[q].lower_ == "of" and doc[q + 1].tag_ in ("VBG", "NN", "NNS", "DT", "JJ"):
+                return True
+            if doc[q].is_punct:
+                break
+    for q in range(k, min(end, k + 7)):
+        x = doc[q]
+        if x.is_punct or x.lower_ in ("and", "or", "but") or x.is_space:
+            break
+        if x.lower_ == "that" and q < k + 4:
+            return True
+        if x.tag_ in ("MD", "VBD", "VBZ", "VBP") and q > k:
+            return True
+    return False
+
+
 def _cue_name(low: str) -> str:
     return {"says": "said", "say": "said", "saying": "said", "tells": "told", "tell": "told",
-            "reports": "reported", "reporting": "reported", "quoting": "quoted", "writes": "wrote"}.get(low, low)
+            "reports": "reported", "reporting": "reported", "quoting": "quoted", "writes": "wrote",
+            "adding": "added", "noting": "noted", "stating": "stated", "explaining": "explained",
+            "announcing": "announced"}.get(low, low)
 
 
 def _content(sent: Any, i: int) -> str | None:
@@ -293,7 +614,9 @@ def _mention_after(dm: DocMentions, j: int, end: int, *, allow_np: bool = False)
 
 
 def _coordinated_after(dm: DocMentions, j: int, end: int, *, skip_any: bool = False) -> list[Mention]:
-    """Mentions after token j joined by "and"/commas: "according to CBS News and Agence France-Presse"."""
+    """Mentions after token j joined by "and"/commas: "according to CBS News and Agence France-Presse".
+    A comma continues the list only before another name that is itself followed by a comma or "and"
+    (not "according to RIA, Dmitriev refused", not "the ISW, a Washington-based think tank")."""
     doc = dm.doc
     out: list[Mention] = []
     k = j
@@ -306,9 +629,14 @@ def _coordinated_after(dm: DocMentions, j: int, end: int, *, skip_any: bool = Fa
             break
         out.append(m)
         k = m.end
-        if k + 1 < end and doc[k].lower_ in ("and", ",") and doc[k + 1].lower_ not in ("said", "says"):
+        if k + 1 < end and doc[k].lower_ == "and" and doc[k + 1].lower_ not in ("said", "says"):
             k += 1
             continue
+        if k + 1 < end and doc[k].text == "," and dm.at(k + 1) is not None:
+            nxt = dm.at(k + 1)
+            if nxt.end < end and (doc[nxt.end].text == "," or doc[nxt.end].lower_ == "and"):
+                k += 1
+                continue
         break
     return out
 
@@ -319,54 +647,176 @@ def _np_head(doc: Any, k: int, end: int) -> int:
     return k
 
 
-def _subject_before(dm: DocMentions, sent: Any, i: int) -> Mention | None:
-    """The speaker of the cue verb at token i when it stands before the verb."""
+_OPENERS = {",", "--", "\u2014", "\u2013", "("}
+
+
+def _segment_open(doc: Any, bound: int, j: int) -> int | None:
+    """The delimiter opening the comma/dash segment that the delimiter at ``j`` closes, or None."""
+    k = j - 1
+    while k >= bound and j - k < 40:
+        t = doc[k]
+        if t.is_quote or (t.is_space and "\n" in t.text) or t.text in (".", ";", ":"):
+            return None
+        if t.text in _OPENERS or (t.text == "-" and doc[j].text == "-"):
+            return k
+        k -= 1
+    return None
+
+
+def _pp_object(dm: DocMentions, bound: int, m: Mention) -> int | None:
+    """Index of the preposition whose object the noun phrase of ``m`` is, else None."""
+    doc = dm.doc
+    j = m.start - 1
+    while j >= bound and (doc[j].tag_ in ("DT", "JJ", "JJS", "CD", "PRP$", "NNP", "NNPS", "POS", "HYPH", "VBN")
+                          or doc[j].lower_ in ("the", "a", "an")) and doc[j].lower_ not in PREPOSITIONS \
+            and not doc[j].is_punct:
+        j -= 1
+    if j >= bound and (doc[j].lower_ in PREPOSITIONS or doc[j].tag_ == "TO"):
+        return j
+    return None
+
+
+def _coordinated_before(dm: DocMentions, bound: int, m: Mention) -> Mention | None:
+    """ "Hungary and Slovakia threatened": the name joined to ``m`` by "and"."""
+    doc = dm.doc
+    j = m.start - 1
+    while j >= bound and doc[j].lower_ in ("the",):
+        j -= 1
+    if j - 1 >= bound and doc[j].lower_ == "and":
+        other = dm.at(j - 1)
+        if other is not None and other.kind in ("country", "official_body", "organization", "person") and \
+                (other.kind == m.kind or {other.kind, m.kind} <= {"country", "official_body"}):
+            return other
+    return None
+
+
+def _subject_before(dm: DocMentions, bound: int, i: int) -> list[Mention]:
+    """The speakers of the cue verb at token i when they stand before the verb.
+
+    Walks left over adverbs, auxiliaries and dates, over comma/dash segments (appositives, relative clauses:
+    "Rustem Umerov, Ukraine's chief negotiator and ..., said", "Marco Rubio -- who was not there -- said"),
+    over a locative phrase after the speaker ("Walt Disney World in Florida announced"); a name that is the
+    object of another preposition ("talks with the United States said") is not the speaker.
+    """
     doc = dm.doc
     j = i - 1
-    while j >= sent.start:
+    hops = 0
+    while j >= bound and hops < 8:
         t = doc[j]
         if t.lower_ in _SKIP_BEFORE_CUE or t.tag_ in ("RB", "MD") or t.ent_type_ in ("DATE", "TIME"):
             j -= 1
             continue
-        if t.text == "," and j - 1 >= sent.start:
-            # skip a comma-delimited appositive/relative clause: "X, the Kremlin spokesman, said"
+        if t.text == ")":
             k = j - 1
-            while k >= sent.start and k > j - 16 and doc[k].text != "," and not doc[k].is_quote:
+            while k >= bound and j - k < 20 and doc[k].text != "(":
                 k -= 1
-            if k >= sent.start and doc[k].text == "," and k < j - 1:
-                inner = doc[k + 1:j]
-                named = dm.at(j - 1)
-                if named is not None and named.kind == "person":
-                    # "The Kremlin spokesperson, Dmitry Peskov, said": the name in the appositive speaks
-                    if not named.descriptor:
+            if k < bound or doc[k].text != "(":
+                return []
+            j = k - 1
+            hops += 1
+            continue
+        if t.lower_ in ("who", "which") and t.tag_ in ("WP", "WDT"):
+            k = j - 1
+            while k >= bound and doc[k].text in _DELIMS:
+                k -= 1
+            if k < bound:
+                return []
+            j = k
+            hops += 1
+            # the antecedent: evaluated below
+        elif t.text in _DELIMS and t.text not in ("(", ")"):
+            hops += 1
+            k = _segment_open(doc, bound, j)
+            named = dm.at(j - 1) if j - 1 >= bound else None
+            if named is not None and named.kind in ("person", "organization") and (
+                    named.kind == "person" or _Coref(dm)._personish(named)):
+                if k is None or named.start <= k + 3:
+                    # "The Kremlin spokesperson, Dmitry Peskov, said" / "Kim Ji-san, analyst at ... said"
+                    if k is not None and named.kind == "person" and not named.descriptor:
                         p = k - 1
-                        while p >= sent.start and (doc[p].tag_ in ("NN", "NNP", "JJ", "POS", "NNPS")
-                                                   or doc[p].lower_ in ("the", "a")) and k - p < 8:
+                        while p >= bound and (doc[p].tag_ in ("NN", "NNP", "JJ", "POS", "NNPS")
+                                              or doc[p].lower_ in ("the", "a")) and k - p < 8:
                             p -= 1
                         desc = doc[p + 1:k].text.strip()
                         named.descriptor = re.sub(r"^(?:the|a|an|The|A|An)\s+", "", desc) or None
-                    return named
-                first = inner[0].lower_
-                if first in ("who", "which", "the", "a", "an", "its", "his", "her") or inner[0].tag_ in (
-                        "NN", "NNP", "JJ", "VBN", "VBG", "IN", "RB") or first in ("quoting", "citing"):
-                    j = k - 1
-                    continue
-            return None
-        break
-    if j < sent.start:
-        return None
-    t = doc[j]
-    if t.lower_ in _PRONOUNS and t.tag_ == "PRP":
-        return Mention(j, j + 1, _PRONOUNS[t.lower_], t.text, t.text, "PRON")
-    m = dm.at(j)
-    if m is not None:
+                    return [named]
+            if k is None or k >= j - 1:
+                return []
+            inner = doc[k + 1:j]
+            first = inner[0].lower_
+            if first in ("who", "which", "the", "a", "an", "its", "his", "her", "whose") or inner[0].tag_ in (
+                    "NN", "NNP", "JJ", "VBN", "VBG", "IN", "RB", "PRP$", "DT", "CD") or first in ("quoting",
+                                                                                                "citing"):
+                j = k - 1
+                continue
+            return []
+        # a candidate at j
+        if t.lower_ in _PRONOUNS and t.tag_ == "PRP":
+            return [Mention(j, j + 1, _PRONOUNS[t.lower_], t.text, t.text, "PRON")]
+        m = dm.at(j)
+        if m is None and t.tag_ in ("NN", "NNS", "NNP", "NNPS"):
+            m = dm.affiliated_np(j)
+            if m is None:
+                return []
+        if m is None or m.kind == "group":
+            return []
+        p = _pp_object(dm, bound, m)
+        if p is not None and doc[p].lower_ in ("by", "from") and p - 1 >= bound and (
+                doc[p - 1].lower_ in _STUDY_NOUNS or doc[p - 1].lower_ in ("story", "article", "dispatch")):
+            return [m]  # "a report by X said", "This report by The Canadian Press was first published"
+        if p is not None:
+            if doc[p].lower_ in ("in", "at", "from", "near") and p - 1 >= bound and (
+                    doc[p - 1].tag_ in ("NN", "NNS", "NNP", "NNPS") or dm.at(p - 1) is not None):
+                j = p - 1  # "Russia's ambassador in Belgrade told"
+                hops += 1
+                continue
+            q = p - 1
+            while q >= bound and doc[q].text not in _DELIMS and not doc[q].is_quote \
+                    and not (doc[q].is_space and "\n" in doc[q].text):
+                q -= 1
+            if q >= bound and doc[q].text in _DELIMS and doc[q].text not in ("(", ")"):
+                j = q  # "Sergii Pylypenko, CEO of Kovalska Group, ...": back to the comma before "CEO"
+                hops += 1
+                continue
+            return []
         if m.kind == "place":
-            return None
-        if m.kind == "group":
-            return None
-        return m
-    if t.tag_ in ("NN", "NNS", "NNP", "NNPS"):
-        aff = dm.affiliated_np(j)
-        if aff is not None:
-            return aff
-    return None
+            return []
+        out = [m]
+        other = _coordinated_before(dm, bound, m)
+        if other is not None:
+            out.insert(0, other)
+        return out
+    return []
+
+
+def _participle_subject(dm: DocMentions, bound: int, i: int) -> list[Mention]:
+    """ "Kyiv has rejected such terms, saying ...": the subject of the clause the participle hangs on."""
+    doc = dm.doc
+    j = i - 1
+    while j >= bound and doc[j].tag_ in ("RB", "RBR") or (j >= bound and doc[j].lower_ in ("instead", "also")):
+        j -= 1
+    if j < bound or doc[j].text != ",":
+        return []
+    k = bound
+    while k < j:
+        t = doc[k]
+        m = dm.at(k)
+        if m is None and t.tag_ in ("NN", "NNS", "NNP", "NNPS") and dm.affiliated_np(_np_head(doc, k, j)):
+            m = dm.affiliated_np(_np_head(doc, k, j))
+        if m is not None and m.kind in ("person", "organization", "official_body", "country", "news_agency") \
+                and _pp_object(dm, bound, m) is None:
+            out = [m]
+            q = m.end
+            if q + 1 < j and doc[q].lower_ == "and" and dm.at(q + 1) is not None:
+                out.append(dm.at(q + 1))
+                q = dm.at(q + 1).end
+            while q < j and (doc[q].tag_ in ("RB", "MD") or doc[q].lower_ in ("has", "have", "had", "not")
+                             or doc[q].ent_type_ in ("DATE", "TIME")):
+                q += 1
+            if q < j and doc[q].tag_.startswith("VB"):
+                return out
+            return []
+        if t.tag_.startswith("VB") or t.text in (";", ":"):
+            return []
+        k = m.end if m is not None else k + 1
+    return []
