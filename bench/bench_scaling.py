@@ -1,0 +1,178 @@
+"""Scaling on one machine: the full pipeline, bounded, with 1 and 2 SDK worker processes.
+
+    python bench/bench_scaling.py [--articles 400] [--partitions 4] [--runs 2] [--workers 1,2]
+
+Starts the embedded broker, loads the same N real articles (wire_articles.jsonl, then reuters21578.jsonl,
+from the shared corpus) into a topic with ``--partitions`` partitions, and runs the whole pipeline (parse,
+exact dedup, boilerplate, near-dup, NLP, Avro, Kafka sinks, offset commits) as a bounded replay with
+``--direct_running_mode=multi_processing --direct_num_workers=W`` for each W. Both settings run the same
+harness (one runner process + W worker processes), so the ratio measures the workers and nothing else.
+
+Prints, per W: the median articles/s over ``--runs`` runs (wall time of the job, worker start and model
+load included), the runs themselves, and the peak RSS of the runner process and of each worker process
+(psutil, sampled every 0.2 s over the process tree). Then the ratio W=2 / W=1 against the floor (1.7x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline.broker import EmbeddedBroker  # noqa: E402
+from pipeline.corpus import read_jsonl, shared_dir  # noqa: E402
+
+_FIELDS = ("id", "publisher", "url", "title", "published_at", "body", "html")
+FLOOR = 1.7
+
+
+def load_articles(n: int) -> list[bytes]:
+    shared = shared_dir()
+    if shared is None:
+        sys.exit("bench_scaling: the shared corpus (../shared or $WIRESTREAM_SHARED) is not there")
+    out, seen = [], set()
+    for name in ("wire_articles.jsonl", "reuters21578.jsonl"):
+        for a in read_jsonl(shared / "corpus" / name):
+            if a.get("body") and a["id"] not in seen:
+                seen.add(a["id"])
+                out.append(json.dumps({k: a.get(k) for k in _FIELDS}).encode())
+                if len(out) == n:
+                    return out
+    return out
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int) -> None:
+    from confluent_kafka import Producer
+
+    from pipeline.admin import TopicSpec, ensure_topics
+
+    ensure_topics({"bootstrap.servers": bootstrap}, [TopicSpec(topic, partitions)])
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for i, v in enumerate(values):
+        producer.produce(topic, value=v, key=str(i).encode())
+    if producer.flush(60):
+        raise RuntimeError("could not load the articles into the broker")
+
+
+class PeakRss(threading.Thread):
+    """Peak RSS per process of this process's tree, sampled until stopped."""
+
+    def __init__(self, interval: float = 0.2):
+        super().__init__(daemon=True)
+        import psutil
+
+        self._psutil = psutil
+        self._root = psutil.Process()
+        self._interval = interval
+        self._halt = threading.Event()
+        self.peaks: dict[int, tuple[str, int]] = {}
+        self.cpu: dict[int, float] = {}  # last seen user+system CPU seconds per process
+
+    def run(self):
+        while not self._halt.is_set():
+            procs = [self._root] + self._root.children(recursive=True)
+            for proc in procs:
+                try:
+                    rss = proc.memory_info().rss
+                    cmd = " ".join(proc.cmdline()[-2:]) if proc.pid != self._root.pid else "runner"
+                    times = proc.cpu_times()
+                    self.cpu[proc.pid] = times.user + times.system
+                except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
+                    continue
+                _, old = self.peaks.get(proc.pid, (cmd, 0))
+                self.peaks[proc.pid] = (cmd, max(old, rss))
+            self._halt.wait(self._interval)
+
+    def stop(self):
+        self._halt.set()
+        self.join()
+
+    def summary(self) -> dict:
+        runner = self.peaks.get(self._root.pid, ("runner", 0))[1]
+        # the python worker processes (not the /bin/sh wrappers the runner starts them with)
+        pids = [pid for pid, (cmd, rss) in self.peaks.items() if "sdk_worker_main" in cmd and rss > 50 * 2**20]
+        return {"runner_mb": runner / 2**20, "workers_mb": sorted(self.peaks[p][1] / 2**20 for p in pids),
+                "worker_cpu_s": sum(self.cpu.get(p, 0.0) for p in pids)}
+
+
+def run_once(bootstrap: str, topic: str, workers: int, extra: list[str]) -> tuple[float, object, dict]:
+    from pipeline.run import run_job
+
+    tag = uuid.uuid4().hex[:8]
+    args = ["--bootstrap-servers", bootstrap, "--input-topic", topic, "--output-topic", f"bench-out-{tag}",
+            "--dead-letter-topic", f"bench-dead-{tag}", "--group-id", f"bench-{tag}", "--bounded",
+            "--start", "earliest", "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}",
+            *extra]
+    from pipeline.admin import TopicSpec, ensure_topics
+
+    ensure_topics({"bootstrap.servers": bootstrap}, [TopicSpec(f"bench-out-{tag}", 4),
+                                                     TopicSpec(f"bench-dead-{tag}", 1)])
+    sampler = PeakRss()
+    sampler.start()
+    started = time.monotonic()
+    try:
+        summary = run_job(args)
+    finally:
+        sampler.stop()
+    seconds = time.monotonic() - started
+    if not summary.balanced:
+        raise RuntimeError(f"accounts do not balance: {summary.line()}")
+    return seconds, summary, sampler.summary()
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--articles", type=int, default=400, help="number of real articles (default 400)")
+    ap.add_argument("--partitions", type=int, default=4, help="partitions of the input topic (default 4)")
+    ap.add_argument("--runs", type=int, default=2, help="runs per worker count; the median is reported")
+    ap.add_argument("--workers", default="1,2", help="worker counts to compare (default 1,2)")
+    ap.add_argument("--extra", default="", help="extra wirestream run flags, space-separated (e.g. --no-nlp)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("apache_beam", "root", "__main__"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    values = load_articles(args.articles)
+    counts = [int(w) for w in args.workers.split(",")]
+    extra = args.extra.split()
+    print(f"bench_scaling: {len(values)} articles, {args.partitions} partitions, full pipeline "
+          f"{' '.join(extra) or '(all stages on)'}, {os.cpu_count()} cores, {args.runs} run(s) per setting")
+    rates: dict[int, float] = {}
+    with EmbeddedBroker() as broker:
+        topic = f"bench-in-{uuid.uuid4().hex[:8]}"
+        produce(broker.bootstrap_servers, topic, values, args.partitions)
+        for w in counts:
+            runs = []
+            for _ in range(args.runs):
+                seconds, summary, rss = run_once(broker.bootstrap_servers, topic, w, extra)
+                runs.append(len(values) / seconds)
+                load = os.getloadavg()[0]
+                per_cpu = len(values) / rss["worker_cpu_s"] if rss["worker_cpu_s"] else float("nan")
+                print(f"  workers={w}: {len(values) / seconds:6.1f} articles/s ({seconds:.1f}s; read={summary.read} "
+                      f"written={summary.written} duplicates={summary.duplicates} "
+                      f"dead_lettered={summary.dead_lettered}); peak RSS runner {rss['runner_mb']:.0f} MB, "
+                      f"workers {', '.join(f'{m:.0f}' for m in rss['workers_mb'])} MB; worker CPU "
+                      f"{rss['worker_cpu_s']:.1f}s = {per_cpu:.1f} articles per worker CPU-second; "
+                      f"load average {load:.1f} on {os.cpu_count()} cores"
+                      f"{' (machine busy: wall-clock figures are not a scaling measurement)' if load > os.cpu_count() + 0.5 else ''}",
+                      flush=True)
+            rates[w] = statistics.median(runs)
+            print(f"workers={w}: median {rates[w]:.1f} articles/s")
+    if 1 in rates and 2 in rates:
+        ratio = rates[2] / rates[1]
+        verdict = "ok" if ratio >= FLOOR else "BELOW FLOOR"
+        print(f"ratio 2 workers / 1 worker: {ratio:.2f}x (floor {FLOOR}x: {verdict})")
+        return 0 if ratio >= FLOOR else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
