@@ -144,6 +144,7 @@ def _crash_and_restart(broker, names, tmp_path, *, warm: bool):
               f"sink={len(acc.out_origins)} dead-lettered={len(acc.dead_origins)} restart exit={code}")
         assert not lost, f"lost inputs: {sorted(lost)[:10]}"
         assert code in (0, 130, -15), restart.log()[-3000:]
+        assert "accounts do not balance" not in restart.log()  # every round: read = written + dups + dead
         # dead letters too: each malformed input once, plus at most a re-write from the window
         assert len({o[0] for o in acc.dead_origins}) == len(MALFORMED)
         for origin, n in Counter(o[0] for o in acc.dead_origins).items():
@@ -204,6 +205,11 @@ def test_broker_stall_of_30s_the_pipeline_waits_and_resumes_without_loss(own_bro
     acc = _Accounts(bs, names)
     try:
         wait_until(lambda: len(acc.poll().out_origins) >= len(before), 90, "the first batch in the sink")
+        started = proc.log().count("starting (")
+        produce(bs, names["input"], [article(i, "during", pad=2000) for i in range(40)])
+        # stall the broker while a round is working on the new batch
+        wait_until(lambda: proc.log().count("starting (") > started, 30, "a round to start on the new batch",
+                   poll=0.02)
         stall = threading.Event()
         own_broker.pause()
         try:
@@ -228,12 +234,12 @@ def test_broker_stall_of_30s_the_pipeline_waits_and_resumes_without_loss(own_bro
         code = proc.stop()
         acc.close()
     per_origin = Counter(o[0] for o in acc.out_origins)
-    print(f"\nbroker stall 30 s: inputs={len(inputs)} sink={len(acc.out_origins)} lost=0 "
-          f"failed rounds during the stall={failed_rounds} (retried with backoff) process alive throughout, "
-          f"exit on SIGTERM={code}")
+    print(f"\nbroker stall 30 s (mid-round): inputs={len(inputs)} sink={len(acc.out_origins)} lost=0 "
+          f"failed rounds={failed_rounds} (retried with backoff), process alive throughout, exit on SIGTERM={code}")
     assert set(per_origin) == inputs
     assert max(per_origin.values()) == 1  # nothing was written twice either
     assert failed_rounds <= 5, "a crash loop: rounds kept failing\n" + log[-3000:]
+    assert "accounts do not balance" not in log
 
 
 @pytest.mark.slow
