@@ -26,7 +26,7 @@ GOV_WORDS = {"ministry", "government", "department", "council", "committee", "pa
              "duma", "presidency", "prosecutor", "prosecutors", "service", "guard", "command", "bank", "nations",
              "union", "nato", "un", "eu", "assembly", "agency", "directorate", "bureau", "mission", "g7", "g20",
              "treasury", "secretariat", "fund", "imf", "headquarters", "inspectorate", "who", "opcw", "iaea",
-             "kyiv", "moscow", "washington", "coast", "defense", "defence", "rada", "legislature", "mayor"}
+             "kyiv", "moscow", "washington", "coast", "defense", "defence", "rada", "legislature", "mayor", "force"}
 #: Common nouns for an affiliated unnamed official ("a Foreign Ministry official").
 OFFICIAL_NOUNS = {"official", "officials", "spokesman", "spokeswoman", "spokesperson", "spokespeople",
                   "source", "sources", "diplomat", "diplomats", "envoy", "ambassador", "minister", "statement",
