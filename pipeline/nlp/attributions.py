@@ -358,19 +358,25 @@ class _Coref:
     def __init__(self, dm: DocMentions):
         self.dm = dm
         self.persons: list[Mention] = []
+        self.surnames: set[str] = set()
         for m in dm.mentions:
-            if m.kind == "person" and len(_name_words(m.name)) > 1:
-                self.persons.append(m)
+            if m.kind == "person":
+                words = _name_words(m.name)
+                if words:
+                    self.surnames.add(words[-1].lower())
+                if len(words) > 1:
+                    self.persons.append(m)
             elif m.kind == "organization" and self._personish(m):
                 self.persons.append(Mention(m.start, m.end, "person", m.name, m.text, m.label, m.country,
                                             m.descriptor))
         self.bodies = [m for m in dm.mentions if m.kind in ("organization", "official_body")
                        and len(m.name.split()) > 1]
-        self.acronyms: dict[str, Mention] = {}
+        self.acronyms: list[tuple[str, Mention]] = []
         for m in self.bodies:
             ini = _initials(m.name)
             if len(ini) >= 2:
-                self.acronyms.setdefault(ini, m)
+                self.acronyms.append((ini, m))
+        self._persons_seen: list[tuple[str, str]] = []  # (first name or "", surname) of emitted persons
         self._keys: dict[tuple[str, str], tuple[str, str]] = {}
 
     def _personish(self, m: Mention) -> bool:
@@ -396,38 +402,41 @@ class _Coref:
         return None
 
     def canon(self, m: Mention) -> Mention:
-        if m.kind == "news_agency" or m.label == "PRON":
+        if m.kind in ("news_agency", "country") or m.label == "PRON":
             return m
         words = _name_words(m.name)
-        if m.kind in ("person", "organization") and words and all(w[:1].isupper() for w in words):
-            p = self.person_for(words[-1]) if len(words) <= 2 or m.kind == "person" else None
-            if p is None and m.kind != "person" and len(words) == 1:
+        if words and all(w[:1].isupper() for w in words) and (m.kind == "person" or len(words) <= 2):
+            if len(words) == 1:
                 p = self.person_for(words[0])
-            if p is not None and (m.kind == "person" or len(words) == 1 or _similar_surname(
-                    words[-1], _name_words(p.name)[-1])):
-                return Mention(m.start, m.end, "person", p.name, m.text, p.label, p.country or m.country,
-                               m.descriptor or p.descriptor, p.country_kind)
+                if p is not None:
+                    return Mention(m.start, m.end, "person", p.name, m.text, p.label, p.country or m.country,
+                                   m.descriptor or p.descriptor, p.country_kind)
+            elif m.kind != "person" and any(_similar_surname(words[-1], s) for s in self.surnames) \
+                    and not {w.lower() for w in words} & _NOT_PERSON_WORDS:
+                # "Volodymyr Zelenskyy" tagged ORG where "Zelenskyy" is a PERSON elsewhere
+                return Mention(m.start, m.end, "person", m.name, m.text, m.label, m.country, m.descriptor)
         if m.kind == "organization" and self._personish(m):
             return Mention(m.start, m.end, "person", m.name, m.text, m.label, m.country, m.descriptor)
         if len(words) == 1 and words[0].isupper() and len(words[0]) >= 2:
-            b = self.acronyms.get(words[0])
-            if b is not None and b.start != m.start:
-                return Mention(m.start, m.end, b.kind, b.name, m.text, b.label, b.country or m.country,
-                               m.descriptor)
+            for ini, b in self.acronyms:
+                if b.start != m.start and (ini == words[0] or (len(words[0]) >= 3 and ini.startswith(words[0]))):
+                    return Mention(m.start, m.end, b.kind, b.name, m.text, b.label, b.country or m.country,
+                                   m.descriptor)
         return m
 
     def key(self, m: Mention, kind: str) -> tuple[str, str]:
-        """Identity of a source: persons by surname (up to transliteration), bodies by name, a shorter body
-        name ("Defence Ministry") joining an earlier longer one with the same head ("Russia's Defence
-        Ministry")."""
+        """Identity of a source: persons by surname (up to transliteration) and first name when both have
+        one, bodies by name, a shorter body name ("Defence Ministry") joining an earlier longer one with the
+        same head ("Russia's Defence Ministry")."""
         if kind == "person":
             words = _name_words(m.name)
             sur = words[-1].lower() if words else m.name.lower()
-            for k in self._keys:
-                if k[0] == "person" and _similar_surname(k[1], sur):
-                    return self._keys[k]
-            self._keys[("person", sur)] = ("person", sur)
-            return ("person", sur)
+            first = words[0].lower() if len(words) > 1 else ""
+            for f, s in self._persons_seen:
+                if _similar_surname(s, sur) and (not f or not first or f == first):
+                    return ("person", f + " " + s)
+            self._persons_seen.append((first, sur))
+            return ("person", first + " " + sur)
         name = re.sub(r"^(?:the)\s+", "", m.name.lower())
         if kind == "news_agency":
             return (name, kind)
@@ -587,6 +596,12 @@ def _mention_after(dm: DocMentions, j: int, end: int, *, allow_np: bool = False)
         t = doc[k]
         m = dm.at(k)
         if m is not None:
+            if m.kind in ("organization", "official_body", "country") and m.end < end \
+                    and doc[m.end].tag_ in ("NN", "NNS", "NNP", "NNPS") and dm.at(m.end) is None:
+                # "the UN refugee agency", "the Ukrainian air force": the whole noun phrase
+                aff = dm.affiliated_np(_np_head(doc, m.end, end))
+                if aff is not None:
+                    return aff
             if m.kind in ("person", "news_agency", "organization", "official_body", "country"):
                 return m
             if m.kind == "group":
@@ -663,17 +678,27 @@ def _segment_open(doc: Any, bound: int, j: int) -> int | None:
     return None
 
 
+_CLAUSE_OPENERS = {"after", "before", "as", "until", "since", "than", "like"}
+
+
 def _pp_object(dm: DocMentions, bound: int, m: Mention) -> int | None:
-    """Index of the preposition whose object the noun phrase of ``m`` is, else None."""
+    """Index of the preposition whose object the noun phrase of ``m`` is, else None. Words that also open
+    clauses ("after Zelensky said", "as Washington seeks") and the "of" inside a title ("Secretary of State
+    Marco Rubio") do not count."""
     doc = dm.doc
     j = m.start - 1
     while j >= bound and (doc[j].tag_ in ("DT", "JJ", "JJS", "CD", "PRP$", "NNP", "NNPS", "POS", "HYPH", "VBN")
                           or doc[j].lower_ in ("the", "a", "an")) and doc[j].lower_ not in PREPOSITIONS \
-            and not doc[j].is_punct:
+            and (not doc[j].is_punct or doc[j].tag_ == "HYPH"):
         j -= 1
-    if j >= bound and (doc[j].lower_ in PREPOSITIONS or doc[j].tag_ == "TO"):
-        return j
-    return None
+    if j < bound or not (doc[j].lower_ in PREPOSITIONS or doc[j].tag_ == "TO"):
+        return None
+    if doc[j].lower_ in _CLAUSE_OPENERS:
+        return None
+    if m.kind == "person" and doc[j].lower_ == "of" and j - 1 >= bound and doc[j - 1].text[:1].isupper() \
+            and j + 1 < m.start:
+        return None
+    return j
 
 
 def _coordinated_before(dm: DocMentions, bound: int, m: Mention) -> Mention | None:
@@ -755,7 +780,7 @@ def _subject_before(dm: DocMentions, bound: int, i: int) -> list[Mention]:
             return [Mention(j, j + 1, _PRONOUNS[t.lower_], t.text, t.text, "PRON")]
         m = dm.at(j)
         if m is None and t.tag_ in ("NN", "NNS", "NNP", "NNPS"):
-            m = dm.affiliated_np(j)
+            m = dm.affiliated_np(j) or _bare_name(dm, bound, j) or _government(doc, bound, j)
             if m is None:
                 return []
         if m is None or m.kind == "group":
@@ -787,6 +812,38 @@ def _subject_before(dm: DocMentions, bound: int, i: int) -> list[Mention]:
             out.insert(0, other)
         return out
     return []
+
+
+_GOVERNMENT_MODIFIERS = {"federal", "national", "central", "provincial", "regional", "state", "interim",
+                         "military", "transitional", "municipal", "city"}
+
+
+def _government(doc: Any, bound: int, j: int) -> Mention | None:
+    """ "The federal government says": a government named by its level rather than its country."""
+    if doc[j].lower_ != "government" or j - 1 < bound or doc[j - 1].lower_ not in _GOVERNMENT_MODIFIERS:
+        return None
+    text = doc[j - 1:j + 1].text
+    return Mention(j - 1, j + 1, "official_body", text, text, "NP")
+
+
+def _bare_name(dm: DocMentions, bound: int, j: int) -> Mention | None:
+    """A name the entity recognizer missed, in a person's slot: two or three capitalized words opening the
+    clause and followed by a comma and a role ("Rustem Umerov, Ukraine's chief negotiator ..., said")."""
+    doc = dm.doc
+    k = j
+    while k - 1 >= bound and j - k < 2 and doc[k - 1].tag_ == "NNP" and doc[k - 1].is_title \
+            and dm.at(k - 1) is None:
+        k -= 1
+    words = doc[k:j + 1]
+    if len(words) < 2 or not all(t.is_title and t.is_alpha for t in words):
+        return None
+    if k > bound and not (doc[k - 1].is_punct or doc[k - 1].is_space):
+        return None
+    if {t.lower_ for t in words} & (_NOT_PERSON_WORDS | GOV_WORDS | _TITLE_WORDS) or dm.cl.lookup(words.text):
+        return None
+    if j + 2 >= len(doc) or doc[j + 1].text != "," or not _PERSON_ROLES.search(doc[j + 2:j + 8].text):
+        return None
+    return Mention(k, j + 1, "person", words.text, words.text, "NP")
 
 
 def _participle_subject(dm: DocMentions, bound: int, i: int) -> list[Mention]:
