@@ -298,7 +298,43 @@ _STRONG_TABLE: list[tuple[str, str, str]] = [
 # Beyond 400 characters only appeals are looked for (a long paragraph is story unless it asks for money).
 _MAX_LEN = {"gallery_furniture": 150, "ad_marker": 100, "share_prompt": 200, "related_links": 300,
             "donation_appeal": 1 << 30}
-_PATTERNS: tuple = tuple((kind, _MAX_LEN.get(kind, 400), re.compile(rx, _I)) for kind, _, rx in _STRONG_TABLE)
+
+
+def _alternatives(rx: str) -> list:
+    """The top-level ``|`` branches of a pattern (escapes, groups and classes respected)."""
+    out, depth, cls, start, i = [], 0, False, 0, 0
+    while i < len(rx):
+        c = rx[i]
+        if c == "\\":
+            i += 2
+            continue
+        if cls:
+            cls = c != "]"
+        elif c == "[":
+            cls = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            out.append(rx[start:i])
+            start = i + 1
+        i += 1
+    out.append(rx[start:])
+    return out
+
+
+def _matcher(rx: str):
+    """A compiled branch: ``match`` for a branch anchored at the line start (``search`` would try every
+    position, and one unanchored branch in an alternation makes the engine scan with all of them)."""
+    if rx.startswith("^"):
+        return re.compile(rx[1:], _I).match
+    return re.compile(rx, _I).search
+
+
+# (kind, max line length, branch matchers) per table row
+_PATTERNS: tuple = tuple((kind, _MAX_LEN.get(kind, 400), tuple(_matcher(b) for b in _alternatives(rx)))
+                         for kind, _, rx in _STRONG_TABLE)
 _WORD_PATTERNS: dict[str, tuple[int, ...]] = {}
 for _i, (_kind, _words, _) in enumerate(_STRONG_TABLE):
     for _w in _words.split():
@@ -443,9 +479,11 @@ def _strong(text: str, toks, gated: bool = True) -> str | None:
     bare = bare.replace("’", "'")
     n = len(text)
     for i in order:
-        kind, max_len, rx = _PATTERNS[i]
-        if n <= max_len and rx.search(bare):
-            return kind
+        kind, max_len, branches = _PATTERNS[i]
+        if n <= max_len:
+            for branch in branches:
+                if branch(bare):
+                    return kind
     return None
 
 
