@@ -2,14 +2,25 @@
 
 For each sentence:
 
-1. Triggers: the longest phrase of the CAMEO lexicon (``pipeline/data/cameo.json``) at each token; verb
-   forms must be tagged as verbs, event nouns as nouns; some triggers need an object word nearby
-   ("sign" needs agreement/deal..., "exchange" needs prisoners...).
-2. actor1: the nearest mention before the trigger that is not the object of a preposition ("Russia is
-   coordinating with countries including France" -> Russia); a pronoun resolves to the previous actor;
-   a noun trigger also takes an adjacent demonym ("a Russian strike"). Capitals, the Kremlin and
-   leaders stand for the government (``RUSGOV``). Coordinated subjects ("Norway and Sweden pledged")
-   give one event each.
+1. Triggers (``pipeline/data/cameo.json``): the longest contiguous phrase at each token, else a verb + noun
+   phrase with modifiers between ("lodged a formal protest", "imposed new sanctions"), else one word. Verb
+   forms must be tagged as verbs, event nouns as nouns; some triggers need an object word nearby ("sign"
+   needs agreement/deal..., "launch" needs missiles/drones...). Background nouns (invasion, war, sanctions...)
+   count only as the object of a verb ("launched an invasion"), never as a bare reference.
+2. actor1 -- the subject of the trigger, by rules of the genre rather than a parse:
+   * the nearest mention before the verb that is not the object of a preposition, without crossing a clause
+     break, a subordinator or a reporting verb ("X said the floods destroyed ..." has no actor); a subject
+     with no country (a city, an unknown person, a company) gives no event rather than a wrong actor;
+   * passive "Y was attacked by X" / "a swap mediated by X" -> X; an agentless passive of a self-reported
+     act (announce, invite, deploy, sanction...) in a sourced sentence -> the source; otherwise no event;
+   * "X-mediated talks" -> X; "X summoned ... and lodged a protest" -> X; "after warning that" and a
+     sentence-initial participle take the main clause's subject;
+   * pronouns: "X said it would" -> X; "we" in a quote -> the quote's source; he/she -> the last person;
+     else the previous sentence's actor;
+   * noun triggers: an adjacent modifier ("a Russian strike", "Germany's surrender"), a "by" agent, the
+     parties of "talks between A and B" (one event each), or the subject of the governing verb;
+   * capitals, the Kremlin, ministries and leaders stand for the government (``RUSGOV``); coordinated
+     subjects ("Norway and Sweden pledged") give one event each; news agencies never act.
 3. actor2: the first mention after the trigger within the clause.
 4. Modality (planned / hypothetical / postponed / asserted), negation, date (resolved against
    ``published_at``), and ``attributed_to`` from the sentence's attribution.
@@ -21,7 +32,9 @@ appeals and threats are.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from pipeline.nlp import lexicon
@@ -46,7 +59,51 @@ _LIGHT_VERBS = {"launched", "launch", "launches", "launching", "carried", "carry
                 "announced", "unleashed", "stepped", "escalated", "escalating", "intensified", "ordered", "order",
                 "continued", "continue", "continues", "sent", "send", "extended", "expanded", "slapped", "levied",
                 "agreed", "signed", "lodged", "lodge", "delivered", "provided", "offered", "renewed", "expressed",
-                "voiced", "open", "opened", "opening"}
+                "voiced", "open", "opened", "opening", "give", "gave", "given", "gives", "set", "sets",
+                "renewed", "renew", "extended", "issuing"}
+_BE = {"is", "are", "was", "were", "be", "been", "being", "'s", "'re", "am"}
+_AUX = _BE | {"has", "have", "had", "having", "do", "does", "did", "will", "would", "shall", "should", "can", "could",
+              "may", "might", "must", "'ll", "'d", "'ve"}
+#: Verbs that report speech: a subject search does not cross them ("X said the floods destroyed ...").
+_REPORTING = {"said", "says", "say", "saying", "told", "tells", "telling", "added", "adds", "adding", "stated",
+              "states", "wrote", "writes", "noted", "notes", "reported", "reports", "according", "claimed", "claims",
+              "believes", "believe", "thinks", "think", "estimates", "suggested", "suggests", "asserted", "recalled",
+              "explained", "argued", "argues", "stressed", "acknowledged", "confirmed", "showed", "shows"}
+_PRONOUNS = {"he", "she", "it", "they", "we", "i"}
+#: Subordinators before a participle whose subject is the main clause's ("after warning that ...").
+_ADJUNCT = {"after", "before", "while", "by", "since", "when", "without", "despite", "in", "upon", "following"}
+#: Common-noun heads of an unnamed actor ("Ukrainian forces", "the Russian military").
+_ACTOR_HEADS = {"forces", "troops", "military", "army", "government", "ministry", "officials", "authorities", "navy",
+                "soldiers", "police", "guards", "units", "command", "administration", "leaders", "diplomats"}
+#: Codes a government reports about itself: an agentless passive in a sourced sentence ("invitations were
+#: being issued, the ministry said") takes the source as actor. Not for force, where the source is often the target.
+_SELF_REPORTED = {"01", "02", "03", "04", "05", "06", "07", "08", "09", "15", "16", "17"}
+#: Subordinators a clause subject may follow ("after Russia launched ...").
+_SUBORD = {"after", "before", "since", "as", "until", "while", "when", "because", "although", "though", "if", "once",
+           "unless", "than", "whether"}
+#: Heads of a definite description that refers back to an organization ("the fund", "the ministry").
+_ORG_ANAPHORS = {"fund", "lender", "bank", "organization", "organisation", "bloc", "alliance", "ministry", "body",
+                 "committee", "council", "court", "agency", "government", "administration", "commission"}
+#: Heads of a person or unit named by a possessive ("its president", "their forces").
+_POSSESSED_HEADS = {"president", "leader", "leaders", "prime", "minister", "government", "forces", "troops", "army",
+                    "military", "navy", "officials", "diplomats", "ambassador", "envoy", "delegation"}
+#: Event words whose infinitive complement is the content of the event, not an event ("urged X to stop").
+_CONTENT_ROOTS = {"02", "10", "13", "17", "03"}
+_CONTENT_NOUNS = {"deadline", "ultimatum", "call", "calls", "appeal", "pressure", "demand", "demands", "plea",
+                  "request", "proposal", "plan", "bid", "effort", "efforts", "push", "attempt", "readiness",
+                  "willingness", "chance", "decision", "order", "orders", "permission", "right"}
+_PARTICLES = {"to", "in", "on", "for", "with", "upon", "down", "out", "up", "of", "off", "into", "back", "over",
+              "the", "a", "an", "from", "at", "by", "around"}
+#: Tags of the words allowed between the verb and the noun of a verb + noun phrase.
+_FILLER_TAGS = {"DT", "JJ", "JJR", "JJS", "PRP$", "CD", "RB", "VBN", "HYPH", "NN", "NNP", "NNS", "POS", "NNPS", "VBG",
+                "``", "''"}
+#: International actors without a country (actor1 country null).
+_INTL = {"united nations", "un", "u.n.", "nato", "european union", "eu", "imf", "world bank", "g7", "g20", "g-7", "g-20",
+         "international monetary fund", "opcw", "osce", "red cross", "iaea", "who", "wto", "european commission",
+         "security council", "un security council", "african union", "asean", "opec", "interpol", "icc",
+         "international criminal court", "international court of justice", "council of europe", "the fund",
+         "group of seven", "world food programme", "unicef", "unhcr"}
+_INTL_WORDS = {"international", "nations", "g7", "g20", "nato", "un", "eu", "imf", "european"}
 _CLAUSE_BREAK = {";", ":", "\u2014", "\u2013", "(", ")"}
 _SUBJ_STOP = {"who", "which", "that", "because", "after", "before", "while", "when", "as", "since", "but",
               "although", "though", "where", "if", "until"}
@@ -117,6 +174,81 @@ def events(doc: Any, *, published_at: Any = None, **kw: Any) -> list[dict]:
     return find_events(doc, published_at=published_at, **kw)
 
 
+@dataclass(frozen=True)
+class _Index:
+    """What :mod:`pipeline.nlp.lexicon` does not index: gapped verb+noun phrases ("lodged a formal protest"),
+    per-verb object constraints, nouns that need a governing verb, two-sided nouns."""
+
+    gapped: dict  # (verb form, last word) -> Trigger
+    gapped_first: frozenset
+    verb_objects: dict  # verb form -> object words
+    need_verb: frozenset  # noun word tuples
+    symmetric: frozenset  # noun word tuples
+
+
+@functools.lru_cache(maxsize=None)
+def _index() -> _Index:
+    lex = lexicon.cameo()
+    data = lexicon.load_data("cameo.json")
+    irregular = data.get("irregular", {})
+    gapped: dict[tuple[str, str], lexicon.Trigger] = {}
+    for words, trig in lex.phrases.items():
+        if len(words) >= 2 and words[-1] not in _PARTICLES and not any(w in _PARTICLES for w in words[1:]):
+            gapped.setdefault((words[0], words[-1]), trig)
+    verb_objects: dict[str, tuple[str, ...]] = {}
+    for e in data["entries"]:
+        for verb, objs in (e.get("needs_object_verbs") or {}).items():
+            for form in lexicon._inflect(verb, irregular):
+                verb_objects[form] = tuple(objs)
+    need_verb = frozenset(tuple(n.split()) for n in data.get("nouns_need_verb", ()))
+    symmetric = frozenset(tuple(n.split()) for n in data.get("symmetric_nouns", ()))
+    return _Index(gapped, frozenset(k[0] for k in gapped), verb_objects, need_verb, symmetric)
+
+
+class _Ctx:
+    """Per-doc state shared by the helpers."""
+
+    def __init__(self, doc: Any, dm: DocMentions, sources: Any):
+        self.doc = doc
+        self.dm = dm
+        self.lows = [t.lower_ for t in doc]
+        self.tags = [t.tag_ for t in doc]
+        self.sources = sources
+        self.by_name: dict[str, Mention] = {}
+        for m in dm.mentions:
+            self.by_name.setdefault(m.name, m)
+            self.by_name.setdefault(m.text, m)
+        self.src_country = {}
+        if sources is not None:
+            for a in getattr(sources, "attributions", None) or []:
+                if a.get("country"):
+                    self.src_country[a.get("source")] = a["country"]
+        self.last_actor: Mention | None = None
+        self.sent_index = 0
+        self.sentence_offset = 0
+
+    def source_mention(self, sent: Any, i: int) -> Mention | None:
+        """The mention of the source the sentence is attributed to, when it has a country."""
+        if self.sources is None:
+            return None
+        # the cue whose complement holds the event: the nearest before it ("X said [it was done]"), else
+        # the nearest after it ("[it was done], X said")
+        cues = (getattr(self.sources, "sentence_source", None) or {}).get(self.sent_index + self.sentence_offset) \
+            or []
+        before = [c for c in cues if c[0] < i]
+        after = [c for c in cues if c[0] > i]
+        name = max(before)[1] if before else (min(after)[1] if after else None)
+        if not name:
+            return None
+        for m in self.dm.mentions:
+            if sent.start <= m.start < sent.end and (m.name == name or m.text == name) and _usable(m):
+                return m
+        m = self.by_name.get(name)
+        if m is not None and _usable(m) and m.kind != "news_agency":
+            return m
+        return None
+
+
 def find_events(doc: Any, *, published_at: Any = None, to_raw: Callable[[int, int], tuple[int, int]] | None = None,
                 mentions: DocMentions | None = None, sources: Any = None,
                 sentence_offset: int = 0) -> list[dict]:
@@ -137,25 +269,33 @@ def find_events(doc: Any, *, published_at: Any = None, to_raw: Callable[[int, in
     """
     dm = mentions or DocMentions(doc)
     lex = lexicon.cameo()
+    ix = _index()
     to_raw = to_raw or (lambda a, b: (a, b))
     published = parse_published(published_at)
     out: list[dict] = []
-    last_actor: list[Mention | None] = [None]
-    lows = [t.lower_ for t in doc]
-    tags = [t.tag_ for t in doc]
+    ctx = _Ctx(doc, dm, sources)
+    ctx.sentence_offset = sentence_offset
+    lows, tags = ctx.lows, ctx.tags
+    first = lex.first_words | ix.gapped_first
     dates = [e for e in doc.ents if e.label_ == "DATE"]
     for si, sent in enumerate(doc.sents):
+        ctx.sent_index = si
         i = sent.start
         sent_actor = None
+        last_trigger = None
         while i < sent.end:
-            if lows[i] not in lex.first_words:
+            if lows[i] not in first:
                 i += 1
                 continue
-            trig, n = _match(lows, tags, lex, i, sent.end)
+            trig, n = _match(ctx, lex, ix, i, sent.end)
             if trig is None:
                 i += 1
                 continue
-            actors, how = _actor1(dm, sent, i, i + n, trig, last_actor[0])
+            actors, how = _actor1(ctx, ix, sent, i, i + n, trig)
+            if actors and _is_content(ctx, sent, i, last_trigger):
+                actors = []
+            if not trig.is_noun or True:
+                last_trigger = (i, trig)
             if actors:
                 actor2 = _actor2(dm, sent, i + n, actors)
                 modality, negated = _modality(doc, sent, i, trig)
@@ -163,30 +303,41 @@ def find_events(doc: Any, *, published_at: Any = None, to_raw: Callable[[int, in
                 location = _location(dm, sent, i + n)
                 a, b = to_raw(doc[i].idx, doc[i + n - 1].idx + len(doc[i + n - 1].text))
                 src = sources.source_for(si + sentence_offset, i) if sources is not None else None
+                code = trig.code[:3]
                 for act in actors:
-                    if src and act.name == src:
-                        attributed = None
-                    else:
-                        attributed = src
+                    attributed = None if src and act.name == src else src
                     out.append({
-                        "code": trig.code, "root_code": trig.code[:2], "label": lex.label(trig.code),
+                        "code": code, "root_code": code[:2], "label": lex.label(code),
                         "trigger": doc[i:i + n].text, "actor1": _actor_dict(act), "actor2": _actor_dict(actor2),
                         "location": location, "date_text": date_text, "date": date,
                         "sentence": si + sentence_offset, "start": a, "end": b, "attributed_to": attributed,
                         "negated": negated, "modality": modality,
                     })
-                if how != "pronoun":
+                if how not in ("pronoun", "source") and sent_actor is None:
                     sent_actor = actors[0]
             i += n
         if sent_actor is not None:
-            last_actor[0] = sent_actor
+            ctx.last_actor = sent_actor
         else:
             # the subject of a sentence without events still sets the pronoun antecedent
-            for m in dm.mentions:
-                if sent.start <= m.start < sent.end and m.country and not dm.preceded_by_preposition(m):
-                    last_actor[0] = m
-                    break
+            cands = [m for m in dm.mentions if sent.start <= m.start < sent.end and _usable(m)
+                     and not dm.preceded_by_preposition(m)]
+            subj = [m for m in cands if m.end < sent.end and (tags[m.end].startswith("VB") or tags[m.end] == "MD")]
+            if subj or cands:
+                ctx.last_actor = (subj or cands)[0]
     return _dedupe(out)
+
+
+def _is_content(ctx: _Ctx, sent: Any, i: int, last: tuple | None) -> bool:
+    """True for the infinitive that is the content of an appeal, demand, threat or plan before it in the
+    sentence ("urged Pyongyang to stop", "a deadline to reach an agreement", "plans to test")."""
+    lows = ctx.lows
+    if i - 1 < sent.start or lows[i - 1] != "to":
+        return False
+    lo = max(sent.start, i - 10)
+    if last is not None and last[0] >= lo and last[1].code[:2] in _CONTENT_ROOTS:
+        return True
+    return any(lows[k] in _CONTENT_NOUNS for k in range(lo, i - 1))
 
 
 def _dedupe(evs: list[dict]) -> list[dict]:
@@ -202,8 +353,16 @@ def _dedupe(evs: list[dict]) -> list[dict]:
     return out
 
 
-def _match(lows: list[str], tags: list[str], lex: lexicon.CameoLexicon, i: int, end: int):
+def _objects_ok(lows: list[str], j: int, end: int, need: tuple[str, ...], span: int = 6) -> bool:
+    return any(w in need for w in lows[j:min(end, j + span)])
+
+
+def _match(ctx: _Ctx, lex: lexicon.CameoLexicon, ix: _Index, i: int, end: int):
+    """The trigger starting at token i and its length: a contiguous phrase of two or more words, else a
+    verb + noun phrase with modifiers between ("imposed new sanctions"), else a single word."""
+    lows, tags = ctx.lows, ctx.tags
     tag = tags[i]
+    single = None
     for n in range(min(lex.max_len, end - i), 0, -1):
         words = tuple(lows[i:i + n])
         trig = None
@@ -213,11 +372,25 @@ def _match(lows: list[str], tags: list[str], lex: lexicon.CameoLexicon, i: int, 
             trig = lex.nouns[words]
         if trig is None:
             continue
-        if trig.needs_object:
-            window = lows[i + n:min(end, i + n + 6)]
-            if not any(w in trig.needs_object for w in window):
-                continue
-        return trig, n
+        if trig.needs_object and not _objects_ok(lows, i + n, end, trig.needs_object):
+            continue
+        if n == 1 and not trig.is_noun and words[0] in ix.verb_objects \
+                and not _objects_ok(lows, i + 1, end, ix.verb_objects[words[0]]):
+            continue
+        if n > 1:
+            return trig, n
+        single = trig
+        break
+    if tag.startswith("VB") and lows[i] in ix.gapped_first:
+        j = i + 1
+        while j < end and j - i <= 7:
+            if (lows[i], lows[j]) in ix.gapped and tags[j].startswith("NN"):
+                return ix.gapped[(lows[i], lows[j])], j - i + 1
+            if tags[j] not in _FILLER_TAGS and not (lows[j] == "of" and tags[j - 1].startswith("NN")):
+                break
+            j += 1
+    if single is not None:
+        return single, 1
     return None, 0
 
 
@@ -229,49 +402,222 @@ def _actor_dict(m: Mention | None) -> dict | None:
 
 
 def _usable(m: Mention) -> bool:
-    return m.kind in ("person", "country", "group", "official_body", "organization", "news_agency") and (
-        m.country is not None or m.kind in ("organization", "official_body"))
+    """Can act: a person, country, group or body with a country, or an international organization."""
+    if m.kind == "news_agency" or m.kind == "place":
+        return False
+    if m.country is not None:
+        return m.kind in ("person", "country", "group", "official_body", "organization")
+    return m.kind in ("organization", "official_body") and _international(m)
 
 
-def _actor1(dm: DocMentions, sent: Any, i: int, j: int, trig: lexicon.Trigger, last: Mention | None):
-    doc = dm.doc
-    # noun triggers: an adjacent modifier ("a Russian strike", "Russia's invasion")
+def _international(m: Mention) -> bool:
+    low = m.text.lower()
+    return low in _INTL or any(w in low.split() for w in _INTL_WORDS)
+
+
+def _actor1(ctx: _Ctx, ix: _Index, sent: Any, i: int, j: int, trig: lexicon.Trigger):
+    doc, dm, lows, tags = ctx.doc, ctx.dm, ctx.lows, ctx.tags
+    # "US-mediated talks", "Russian-led forces": the hyphenated name is the agent
+    if i - 2 >= sent.start and doc[i - 1].text == "-" and tags[i].startswith("VB"):
+        m = dm.at(i - 2)
+        if m is not None and _usable(m):
+            return [m], "compound"
+        return [], None
     if trig.is_noun:
+        words = trig.words
+        if words in ix.symmetric:
+            parties = _between(ctx, sent, j)
+            if parties:
+                return parties, "between"
+        # "invitations to X were being renewed": the passive verb the noun is the subject of
+        for k in range(j, min(sent.end, j + 8)):
+            if ctx.doc[k].text in _CLAUSE_BREAK or lows[k] in _SUBJ_STOP:
+                break
+            if tags[k] == "VBN" and lows[k] in _LIGHT_VERBS and _is_passive(ctx, sent, k):
+                return _subject(ctx, sent, k, trig, verb_is_trigger=False)
+            if tags[k].startswith("VB") and lows[k] not in _AUX:
+                break
+        # "attacks by Russian forces"
+        if j < sent.end and lows[j] == "by":
+            m = _mention_after(ctx, sent, j + 1, 4)
+            if m is not None:
+                return (_coordinated_after(ctx, sent, m) if _usable(m) else []), "agent"
         k = i - 1
-        while k >= sent.start and doc[k].tag_ in ("JJ", "DT", "CD") and doc[k].lower_ not in ("the", "a") \
-                and dm.at(k) is None:
+        while k >= sent.start and (tags[k] in ("JJ", "CD", "POS", "HYPH", "VBN", "JJS") or
+                                   (tags[k] == "DT" and lows[k] not in ("the", "a", "an"))) and dm.at(k) is None:
             k -= 1
         m = dm.at(k) if k >= sent.start else None
-        if m is not None and m.country and m.kind in ("group", "country", "official_body", "person"):
+        if m is not None and words not in ix.need_verb and m.country and m.kind in (
+                "group", "country", "official_body", "person") and not _is_object_of_prep(ctx, m, k):
             return [m], "modifier"
-        # otherwise only as the object of a light verb: "launched an invasion", "imposed sanctions"
+        # the object of a verb: "launched an invasion", "imposed sanctions", "was already in touch"
         k = i - 1
-        while k >= sent.start and (doc[k].tag_ in ("JJ", "DT", "CD", "PRP$", "JJR", "JJS", "HYPH", "NN", "VBN")
-                                   and doc[k].lower_ not in _LIGHT_VERBS):
+        while k >= sent.start and (tags[k] in ("JJ", "DT", "CD", "PRP$", "JJR", "JJS", "HYPH", "NN", "NNS", "VBN",
+                                               "RB", "RP", "POS", "NNP") or lows[k] == "of") \
+                and lows[k] not in _LIGHT_VERBS and lows[k] not in _BE:
             k -= 1
-        if k < sent.start or doc[k].lower_ not in _LIGHT_VERBS:
+        if k < sent.start or (lows[k] not in _LIGHT_VERBS and lows[k] not in _BE):
             return [], None
-        i = k
+        if lows[k] in _BE and words in ix.need_verb:
+            return [], None
+        return _subject(ctx, sent, k, trig, verb_is_trigger=False)
+    return _subject(ctx, sent, i, trig, verb_is_trigger=True, end=j)
+
+
+def _is_object_of_prep(ctx: _Ctx, m: Mention, k: int) -> bool:
+    return ctx.dm.preceded_by_preposition(m) and ctx.lows[m.start - 1] not in ("by",)
+
+
+def _mention_after(ctx: _Ctx, sent: Any, j: int, span: int) -> Mention | None:
+    for k in range(j, min(sent.end, j + span)):
+        if ctx.doc[k].text in _CLAUSE_BREAK or ctx.tags[k].startswith("VB"):
+            return None
+        m = ctx.dm.at(k)
+        if m is not None:
+            return m
+    return None
+
+
+def _coordinated_after(ctx: _Ctx, sent: Any, m: Mention) -> list[Mention]:
+    """m plus the mentions coordinated with it after it: "by Norway, Sweden and Denmark"."""
+    out = [m]
+    k = m.end
+    while k + 1 < sent.end and ctx.lows[k] in ("and", ",", "&"):
+        k += 1
+        if ctx.lows[k] in ("and", "the"):
+            k += 1
+        nxt = ctx.dm.at(k) if k < sent.end else None
+        if nxt is None or not _usable(nxt):
+            break
+        out.append(nxt)
+        k = nxt.end
+    return [x for x in out if _usable(x)]
+
+
+def _between(ctx: _Ctx, sent: Any, j: int) -> list[Mention]:
+    """The parties of "talks (in Geneva) between A, B and C"."""
+    for k in range(j, min(sent.end, j + 8)):
+        if ctx.lows[k] == "between":
+            m = _mention_after(ctx, sent, k + 1, 3)
+            if m is None or not _usable(m):
+                return []
+            parties = _coordinated_after(ctx, sent, m)
+            return parties if len(parties) >= 2 else []
+        if ctx.doc[k].text in _CLAUSE_BREAK or ctx.tags[k].startswith("VB"):
+            return []
+    return []
+
+
+def _prev_content(ctx: _Ctx, sent: Any, i: int) -> int:
+    """Index of the token before i, skipping adverbs, auxiliaries, modals and negation."""
     k = i - 1
-    depth = 0
+    while k >= sent.start and (ctx.tags[k] in ("RB", "MD") or ctx.lows[k] in _AUX or ctx.lows[k] in _NEGATION):
+        k -= 1
+    return k
+
+
+def _is_passive(ctx: _Ctx, sent: Any, i: int) -> bool:
+    if ctx.tags[i] != "VBN":
+        return False
+    k = i - 1
+    while k >= sent.start and (ctx.tags[k] == "RB" or ctx.lows[k] in ("not", "n't", "being", "been", "already")):
+        if ctx.lows[k] in ("being", "been"):
+            return True
+        k -= 1
+    if k >= sent.start and ctx.lows[k] in _BE | {"get", "got", "gets", "getting"}:
+        return True
+    # reduced relative: "a swap mediated by the UAE"
+    return k >= sent.start and ctx.tags[k] in ("NN", "NNS", "NNP", "NNPS") and i + 1 < sent.end \
+        and ctx.lows[i + 1] == "by"
+
+
+def _subject(ctx: _Ctx, sent: Any, v: int, trig: lexicon.Trigger, *, verb_is_trigger: bool,
+             end: int | None = None, depth: int = 0):
+    """The subject(s) of the verb at token v, as (mentions, how)."""
+    doc, dm, lows, tags = ctx.doc, ctx.dm, ctx.lows, ctx.tags
+    end = end if end is not None else v + 1
+    if verb_is_trigger and lows[v] == "blame" and v - 2 >= sent.start and lows[v - 1] == "to" and lows[v - 2] in _BE:
+        src = ctx.source_mention(sent, v)  # "X is to blame, Y said": Y blames X
+        return ([src] if src is not None else []), "source"
+    # "prevented X from signing", "barred from entering": not an event of X
+    if tags[v] == "VBG" and v - 1 >= sent.start and lows[v - 1] == "from":
+        return [], None
+    if _is_passive(ctx, sent, v):
+        for k in range(end, min(sent.end, end + 8)):
+            if doc[k].text in _CLAUSE_BREAK or lows[k] in _SUBJ_STOP:
+                break
+            if lows[k] == "by":
+                m = _mention_after(ctx, sent, k + 1, 4)
+                if m is not None and _usable(m):
+                    return _coordinated_after(ctx, sent, m), "agent"
+                return [], None
+        if trig.code[:2] in _SELF_REPORTED:
+            src = ctx.source_mention(sent, v)
+            if src is not None:
+                return [src], "source"
+        return [], None
+    # a participle adjunct ("after warning that ...") or a sentence-initial participle: the main subject
+    if tags[v] == "VBG":
+        p = v - 1
+        if p >= sent.start and lows[p] in _ADJUNCT:
+            m = _main_subject(ctx, sent, sent.start, p)
+            return ([m] if m is not None else []), "main"
+        if p < sent.start or doc[p].is_quote or doc[p].is_punct and doc[p].text not in (",",):
+            comma = next((k for k in range(v, sent.end) if lows[k] == ","), None)
+            m = _main_subject(ctx, sent, comma + 1, sent.end) if comma is not None else None
+            return ([m] if m is not None else []), "main"
+    # coordinated verb phrase: "X summoned Y's envoy and lodged a protest" -> X
+    p = _prev_content(ctx, sent, v)
+    if p >= sent.start and lows[p] in ("and", "but") and dm.at(p - 1) is None and depth < 2:
+        for q in range(p - 1, sent.start - 1, -1):
+            if tags[q] in ("VBD", "VBZ", "VBP") and lows[q] not in _AUX:
+                if lows[q] in _REPORTING:
+                    break
+                return _subject(ctx, sent, q, trig, verb_is_trigger=False, depth=depth + 1)
+            if doc[q].text in _CLAUSE_BREAK:
+                break
+    k = v - 1
     while k >= sent.start:
         t = doc[k]
+        low = lows[k]
         if t.text in _CLAUSE_BREAK or t.is_quote:
             break
-        if t.lower_ in _SUBJ_STOP and depth == 0 and k < i - 1:
+        if low in ("who", "which") and k > sent.start:
+            q = k - 1
+            if lows[q] == ",":
+                q -= 1
+            m = dm.at(q)
+            if m is not None and _usable(m):
+                return _coordinated(dm, sent, m), "subject"
+            break
+        if low in _SUBJ_STOP and k < v - 1:
+            break
+        if low in _REPORTING and tags[k].startswith("VB"):
             break
         m = dm.at(k)
         if m is not None:
-            if _usable(m) and not dm.preceded_by_preposition(m) and not _is_possessive_modifier(doc, m):
+            if dm.preceded_by_preposition(m) and lows[m.start - 1] != "by" and not (
+                    lows[m.start - 1] in _SUBORD and m.end == _verb_group_start(ctx, sent, v)):
+                k = m.start - 1
+                continue
+            if _usable(m):
                 return _coordinated(dm, sent, m), "subject"
-            k = m.start - 1
-            continue
-        if t.tag_ == "PRP" and t.lower_ in ("he", "she", "it", "they", "we"):
-            if last is not None and _usable(last):
-                return [last], "pronoun"
-            return [], "pronoun"
-        if t.tag_ in ("NN", "NNS") and t.lower_ in ("forces", "troops", "military", "army", "government",
-                                                    "ministry", "officials", "authorities", "navy", "soldiers"):
+            return [], None
+        if t.tag_ == "PRP" and low in _PRONOUNS:
+            return _pronoun(ctx, sent, k), "pronoun"
+        if t.tag_ in ("NN", "NNS") and k > sent.start and lows[k - 1] in ("its", "their") \
+                and low in _POSSESSED_HEADS:
+            for m in reversed(dm.mentions):
+                if m.start < k - 1 and m.start >= sent.start and _usable(m) and m.country:
+                    return [m], "possessor"
+            return [], None
+        if t.tag_ in ("NN", "NNS") and k > sent.start and lows[k - 1] == "the" and low in _ORG_ANAPHORS \
+                and dm.at(k) is None:
+            for m in reversed(dm.mentions):
+                if m.start < k and m.start >= k - 150 and m.kind in ("organization", "official_body") and _usable(m):
+                    return [m], "anaphor"
+            return [], None
+        if t.tag_ in ("NN", "NNS") and low in _ACTOR_HEADS:
             aff = dm.affiliated_np(k)
             if aff is not None and aff.country:
                 return [aff], "subject"
@@ -279,9 +625,48 @@ def _actor1(dm: DocMentions, sent: Any, i: int, j: int, trig: lexicon.Trigger, l
     return [], None
 
 
-def _is_possessive_modifier(doc: Any, m: Mention) -> bool:
-    """ "Russia's war" as the subject is fine; "the president of Russia's" is not our concern here."""
-    return False
+def _verb_group_start(ctx: _Ctx, sent: Any, v: int) -> int:
+    """First token of the auxiliaries and adverbs before the verb at v ("has further slashed")."""
+    k = v
+    while k - 1 >= sent.start and (ctx.lows[k - 1] in _AUX or ctx.tags[k - 1] in ("RB", "MD")):
+        k -= 1
+    return k
+
+
+def _main_subject(ctx: _Ctx, sent: Any, a: int, b: int) -> Mention | None:
+    for m in ctx.dm.mentions:
+        if a <= m.start < b and not ctx.dm.preceded_by_preposition(m):
+            return m if _usable(m) else None
+    return None
+
+
+def _pronoun(ctx: _Ctx, sent: Any, k: int) -> list[Mention]:
+    """What a subject pronoun at token k stands for: the speaker of "X said (that) it ...", the quoted
+    source for "we", the last person for he/she, else the previous sentence's actor."""
+    lows, dm = ctx.lows, ctx.dm
+    low = lows[k]
+    q = k - 1
+    if q >= sent.start and lows[q] == "that":
+        q -= 1
+    if q >= sent.start and lows[q] in _REPORTING:
+        r = q - 1
+        while r >= sent.start:
+            m = dm.at(r)
+            if m is not None:
+                return [m] if _usable(m) and not dm.preceded_by_preposition(m) else []
+            if ctx.doc[r].text in _CLAUSE_BREAK:
+                break
+            r -= 1
+    if low in ("we", "i"):
+        src = ctx.source_mention(sent, k)
+        if src is not None:
+            return [src]
+    if low in ("he", "she", "i"):
+        for m in reversed(dm.mentions):
+            if m.start < k and m.kind == "person" and m.start >= k - 120:
+                return [m] if _usable(m) else []
+    last = ctx.last_actor
+    return [last] if last is not None and _usable(last) else []
 
 
 def _coordinated(dm: DocMentions, sent: Any, m: Mention) -> list[Mention]:
@@ -294,7 +679,8 @@ def _coordinated(dm: DocMentions, sent: Any, m: Mention) -> list[Mention]:
         if doc[k].lower_ in ("and", ","):
             continue
         prev = dm.at(k)
-        if prev is None or not _usable(prev) or prev.kind != m.kind and {prev.kind, m.kind} - {"country", "group"}:
+        if prev is None or not _usable(prev) or prev.kind != m.kind and {prev.kind, m.kind} - {"country", "group",
+                                                                                            "official_body"}:
             break
         out.insert(0, prev)
         k = prev.start - 1
