@@ -9,6 +9,8 @@ the gold file) and ``gold/synthetic_dev.jsonl``, and prints, with the definition
 * removed-character precision = 1 - (story or credit-line chars cut) / (labelled chars cut),
 * donation-appeal recall and overall boilerplate recall (photo captions count on neither side),
 * precision/recall per kind, the worst false cuts,
+* the same three figures on two halves of the labels split by publisher (crc32 parity of the name), to see
+  whether rules written on one half hold on the other,
 * the same table for jusText (paragraphs wrapped as <p>, its "bad" paragraphs as the cut),
 * on all of ``corpus/reuters21578.jsonl``: the share of stories left byte-identical.
 
@@ -25,6 +27,7 @@ import collections
 import html
 import sys
 import time
+import zlib
 from datetime import datetime, timezone
 
 from pipeline.boilerplate import PublisherMemory, RuleSet, strip
@@ -143,10 +146,17 @@ class Score:
                 print(f"    {bad:>5}  {aid:<28} {rule:<28} {text[:90]!r}")
 
 
+def half(publisher: str | None) -> str:
+    """"A" or "B": a fixed split of the labelled articles by publisher."""
+    return "AB"[zlib.crc32((publisher or "").encode("utf-8")) % 2]
+
+
 def run_ours(gold, *, use_rules, use_memory, min_articles):
+    """Score over all articles, and {"A": Score, "B": Score} over the two publisher halves."""
     rules = None if use_rules else RuleSet.empty()
     mems: dict[str, PublisherMemory] = {}
     score = Score()
+    halves = {"A": Score(), "B": Score()}
     order = sorted(gold, key=lambda g: (g[1] or "", _ms(g[2]) or 0, g[0]))
     for aid, pub, published, title, body, spans in order:
         mem = None
@@ -155,8 +165,10 @@ def run_ours(gold, *, use_rules, use_memory, min_articles):
         res = strip(body, pub, memory=mem, rules=rules, article_key=title or aid, event_time_ms=_ms(published),
                     title=title)
         assert res.body == cut_spans(body, [(s.start, s.end) for s in res.removed]), aid
-        score.add(aid, body, spans, [(s.start, s.end, s.kind, s.rule) for s in res.removed])
-    return score
+        removed = [(s.start, s.end, s.kind, s.rule) for s in res.removed]
+        score.add(aid, body, spans, removed)
+        halves[half(pub)].add(aid, body, spans, removed)
+    return score, halves
 
 
 def run_justext(gold):
@@ -223,10 +235,15 @@ def main() -> int:
         return 2
     gold = load_gold(shared)
     t0 = time.perf_counter()
-    ours = run_ours(gold, use_rules=not args.no_rules, use_memory=not args.no_memory,
-                    min_articles=args.min_articles)
+    ours, halves = run_ours(gold, use_rules=not args.no_rules, use_memory=not args.no_memory,
+                            min_articles=args.min_articles)
     ours.print(f"wirestream strip ({len(gold)} articles, rules={'off' if args.no_rules else 'on'}, "
                f"memory={'off' if args.no_memory else 'on'}; {time.perf_counter() - t0:.2f}s)", args.worst)
+    for name, sc in halves.items():
+        h = sc.summary()
+        n = sum(1 for g in gold if half(g[1]) == name)
+        print(f"  publisher half {name} ({n} articles): precision={h['precision']:.4f}  "
+              f"appeal recall={h['appeal_recall']:.4f}  boilerplate recall={h['boilerplate_recall']:.4f}")
     result = ours.summary()
     if not args.no_justext:
         jt = run_justext(gold)
