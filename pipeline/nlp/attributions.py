@@ -261,6 +261,14 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
                 m = _mention_after(dm, i + 1, min(sent.end, i + 8))
                 if m and m.kind == "news_agency":
                     emit(m, "told", "channel", si, at=i)
+            if low in ("cited", "quoted", "cites", "quotes") and i + 1 < sent.end:
+                # "the state-owned RIA news agency cited Russia's defence ministry": the ministry speaks
+                subj = _subject_before(dm, bound, i, co)
+                if subj and subj[0].kind == "news_agency":
+                    m = _mention_after(dm, i + 1, min(sent.end, i + 8), allow_np=True)
+                    if m is not None and m.kind != "news_agency":
+                        emit(m, "quoted" if low.startswith("quot") else "cited", "speaker", si,
+                             _content(sent, i), at=i)
             inverted = _inverted(doc, bound, i)
             complement = low not in _COMPLEMENT_CUES or inverted or _reported_complement(doc, i, sent.end, low)
             media_verb = low in _MEDIA_ONLY_CUES or low in ("reported", "reports")
@@ -272,7 +280,7 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
                 if subjects:
                     continue
             # subject before the cue
-            subjects = _subject_before(dm, bound, i)
+            subjects = _subject_before(dm, bound, i, co)
             if subjects:
                 for subj in subjects:
                     media = subj.kind == "news_agency" or (subj.kind == "organization" and _media_name(subj))
@@ -296,7 +304,8 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
             prev = doc[i - 1] if i > bound else None
             if prev is not None and (prev.is_punct or prev.is_quote) and low in ("said", "says", "added", "wrote",
                                                                                    "reported", "told", "noted"):
-                m = _mention_after(dm, i + 1, min(sent.end, i + 9), allow_np=True)
+                m = _person_after(dm, i + 1, min(sent.end, i + 9)) or _mention_after(
+                    dm, i + 1, min(sent.end, i + 9), allow_np=True)
                 if m:
                     emit(_resolve(dm, m, last_person, last_body) or m, _cue_name(low),
                          "channel" if m.kind == "news_agency" else "speaker", si, _content(sent, i), at=i)
@@ -351,6 +360,9 @@ def _initials(name: str) -> str:
     return "".join(w[0] for w in re.findall(r"[A-Za-z][\w'-]*", name) if w[0].isupper())
 
 
+_ACRONYM_DEF = re.compile(r"([A-Za-z][\w' -]{3,80}?)\s*\(([A-Z]{2,6})\)")
+
+
 class _Coref:
     """Maps a source mention to its canonical entity: surnames and name variants to the person's full name,
     acronyms to the body they abbreviate, ORG-tagged names in a person's slot to persons."""
@@ -376,6 +388,20 @@ class _Coref:
             ini = _initials(m.name)
             if len(ini) >= 2:
                 self.acronyms.append((ini, m))
+        # explicit definitions: "the central bank of Russia (CBR)"
+        for mt in _ACRONYM_DEF.finditer(dm.doc.text):
+            acr, words = mt.group(2), re.findall(r"[A-Za-z][\w'-]*", mt.group(1))
+            content = [w for w in words if w.lower() not in ("of", "the", "and", "for", "on", "in")]
+            for n in range(len(acr), len(acr) + 3):
+                tail = [w for w in words[-n:]] if n <= len(words) else None
+                if tail and "".join(w[0] for w in tail if w.lower() not in ("of", "the", "and", "for", "on",
+                                                                              "in")).upper() == acr:
+                    name = " ".join(tail)
+                    span = dm.doc.char_span(mt.start(1) + mt.group(1).rfind(name), mt.end(1), alignment_mode="expand")
+                    if span is not None and content:
+                        kind = "official_body" if {w.lower() for w in tail} & GOV_WORDS else "organization"
+                        self.acronyms.insert(0, (acr, Mention(span.start, span.end, kind, name, name, "NP")))
+                    break
         self._persons_seen: list[tuple[str, str]] = []  # (first name or "", surname) of emitted persons
         self._keys: dict[tuple[str, str], tuple[str, str]] = {}
 
@@ -393,6 +419,29 @@ class _Coref:
         return bool(re.search(r",\s*$", before) and _PERSON_ROLES.search(before)) or bool(
             re.match(r"\s*,\s*(?:the\s+|a\s+|an\s+)?[\w'\u2019 .-]*$", after) and _PERSON_ROLES.search(after))
 
+    def person_in_role(self, m: Mention) -> Mention | None:
+        """ "Russia's deputy foreign minister said" where the article names him elsewhere as "Deputy Foreign
+        Minister Mikhail Galuzin": the named person (a role that one person holds, not "officials")."""
+        words = [w.lower() for w in re.findall(r"[A-Za-z]+", m.name)]
+        if not words or words[-1] not in _UNIQUE_ROLES:
+            return None
+        role = [w for w in words if w not in ("s", "the", "a", "an") and self.dm.cl.lookup(w.title()) is None]
+        if not role:
+            return None
+        hits = []
+        for p in self.persons + [x for x in self.dm.mentions if x.kind == "person"]:
+            q = _strip_role(p)
+            desc = (q.descriptor or "").lower()
+            dwords = set(re.findall(r"[a-z]+", desc))
+            if dwords and set(role) <= dwords:
+                hits.append(q)
+        names = {h.name for h in hits}
+        if len(names) == 1:
+            h = hits[0]
+            return Mention(m.start, m.end, "person", h.name, m.text, h.label, h.country or m.country,
+                           h.descriptor, h.country_kind)
+        return None
+
     def person_for(self, word: str) -> Mention | None:
         for p in self.persons:
             words = _name_words(p.name)
@@ -404,6 +453,12 @@ class _Coref:
     def canon(self, m: Mention) -> Mention:
         if m.kind in ("news_agency", "country") or m.label == "PRON":
             return m
+        if m.kind == "person":
+            m = _strip_role(m)
+        if m.kind == "official_body" and m.label == "NP":
+            p = self.person_in_role(m)
+            if p is not None:
+                return p
         words = _name_words(m.name)
         if words and all(w[:1].isupper() for w in words) and (m.kind == "person" or len(words) <= 2):
             if len(words) == 1:
@@ -450,6 +505,25 @@ class _Coref:
                 return v
         self._keys[("body", name)] = (name, kind)
         return (name, kind)
+
+
+_UNIQUE_ROLES = {"minister", "spokesman", "spokeswoman", "spokesperson", "ambassador", "envoy", "governor",
+                 "president", "mayor", "secretary", "chancellor", "premier", "commander", "chief", "head",
+                 "negotiator", "adviser", "advisor", "aide"}
+
+
+def _strip_role(m: Mention) -> Mention:
+    """ "Pentagon Spokesperson John Kirby" -> "John Kirby" (descriptor "Pentagon Spokesperson")."""
+    words = m.name.split()
+    cut = 0
+    for k, w in enumerate(words[:-1]):
+        if _PERSON_ROLES.fullmatch(w.strip(".,")) or w.lower().strip(".") in _TITLE_WORDS:
+            cut = k + 1
+    if cut == 0 or len(words) - cut < 1 or (len(words) - cut == 1 and cut < len(words) - 1):
+        return m
+    name = " ".join(words[cut:])
+    desc = m.descriptor or " ".join(words[:cut])
+    return Mention(m.start, m.end, m.kind, name, m.text, m.label, m.country, desc, m.country_kind)
 
 
 def lexicon_gov_words() -> set[str]:
@@ -628,6 +702,20 @@ def _mention_after(dm: DocMentions, j: int, end: int, *, allow_np: bool = False)
     return None
 
 
+def _person_after(dm: DocMentions, j: int, end: int) -> Mention | None:
+    """ '"...", said Regional Governor Gleb Nikitin': the person among the title words after the cue."""
+    doc = dm.doc
+    k = j
+    while k < end and not doc[k].is_punct and not doc[k].is_quote:
+        m = dm.at(k)
+        if m is not None and m.kind == "person":
+            return m
+        if m is not None and m.kind not in ("organization", "official_body", "country", "group"):
+            return None
+        k = m.end if m is not None else k + 1
+    return None
+
+
 def _coordinated_after(dm: DocMentions, j: int, end: int, *, skip_any: bool = False) -> list[Mention]:
     """Mentions after token j joined by "and"/commas: "according to CBS News and Agence France-Presse".
     A comma continues the list only before another name that is itself followed by a comma or "and"
@@ -715,7 +803,7 @@ def _coordinated_before(dm: DocMentions, bound: int, m: Mention) -> Mention | No
     return None
 
 
-def _subject_before(dm: DocMentions, bound: int, i: int) -> list[Mention]:
+def _subject_before(dm: DocMentions, bound: int, i: int, co: _Coref | None = None) -> list[Mention]:
     """The speakers of the cue verb at token i when they stand before the verb.
 
     Walks left over adverbs, auxiliaries and dates, over comma/dash segments (appositives, relative clauses:
@@ -781,6 +869,16 @@ def _subject_before(dm: DocMentions, bound: int, i: int) -> list[Mention]:
         m = dm.at(j)
         if m is None and t.tag_ in ("NN", "NNS", "NNP", "NNPS"):
             m = dm.affiliated_np(j) or _bare_name(dm, bound, j) or _government(doc, bound, j)
+            if m is None and co is not None and t.tag_ == "NNP" and t.is_title and (
+                    j == bound or doc[j - 1].is_punct or doc[j - 1].tag_ in ("DT", "CC")):
+                p = co.person_for(t.text)  # "Zelenskiy told Reuters": a known surname the tagger missed here
+                if p is not None:
+                    m = Mention(j, j + 1, "person", p.name, t.text, "NP", p.country, p.descriptor)
+            if m is None and j - 3 >= bound and t.lower_ in ("allies", "partners") \
+                    and doc[j - 1].lower_ in ("its", "their") and doc[j - 2].lower_ == "and":
+                j -= 3  # "Washington and its allies have denied ..."
+                hops += 1
+                continue
             if m is None:
                 return []
         if m is None or m.kind == "group":
@@ -862,6 +960,11 @@ def _participle_subject(dm: DocMentions, bound: int, i: int) -> list[Mention]:
             m = dm.affiliated_np(_np_head(doc, k, j))
         if m is not None and m.kind in ("person", "organization", "official_body", "country", "news_agency") \
                 and _pp_object(dm, bound, m) is None:
+            q = m.end
+            while q < j and doc[q].tag_ == "NNP" and dm.at(q) is None and q < m.end + 3:
+                q += 1
+            if q < j and dm.at(q) is not None and dm.at(q).kind == "person":
+                m = dm.at(q)  # "Pentagon spokesperson John Kirby appeared to ..., saying"
             out = [m]
             q = m.end
             if q + 1 < j and doc[q].lower_ == "and" and dm.at(q + 1) is not None:
