@@ -230,7 +230,7 @@ _STRONG_TABLE: list[tuple[str, str, str]] = [
      r"latest( news| stories| articles| headlines)?|top stories|load more|see more|show more|"
      r"what to read next|editors'? picks?|also read|watch:?|listen:?|useful reading|"
      r"other topics you might like|interesting reads|popular (from|in|on)\b.{0,30}|"
-     r"more (from|in) \w+( \w+){0,3}|latest (in|from) \w+( \w+){0,3}|don'?t miss|up next|"
+     r"more (from|in) \w+( \w+){0,3}|latest (in|from) \w+( \w+){0,3}|don'?t miss|"
      r"read next|keep reading|in other news|more to explore|you may have missed|recommended stories|"
      r"more for you)\W*[:\-–—]?\s*$"),
     ("related_links", "read see related also more watch listen recommended editor's editor’s editors pick",
@@ -388,7 +388,7 @@ for _kind, _phrases in {
                      "trending|trending now|latest|latest news|latest stories|latest articles|latest headlines|"
                      "top stories|load more|see more|show more|what to read next|editors picks|editor's picks|"
                      "also read|useful reading|other topics you might like|interesting reads|more to explore|"
-                     "you may also like|you might also like|read next|up next|don't miss|don’t miss",
+                     "you may also like|you might also like|read next|don't miss|don’t miss",
     "gallery_furniture": "hide caption|show caption|toggle caption|expand image|enlarge image|view gallery|"
                          "open gallery|slideshow|photos|photo|image|images|video|gallery|credit",
     "author_bio": "about the author|about the authors|meet the author|author bio|see full bio|more by this author",
@@ -522,8 +522,8 @@ def classify_unprotected(text: str) -> Cue:
     if nw <= 8:
         key = " ".join(toks)
         kind = _EXACT.get(key)
-        if kind is not None:
-            return Cue(SOFT if key in _SOFT_EXACT else STRONG, kind)
+        if kind is not None:  # a label with a colon ("Related:", "Photo:") is explicit
+            return Cue(SOFT if key in _SOFT_EXACT and not text.endswith(":") else STRONG, kind)
         if toks and _SOCIAL.issuperset(toks):
             return Cue(SOFT, "share_prompt")
         if (digit or (toks and toks[0] in _DATE_WORDS)) and _DATE_TIME.match(text):

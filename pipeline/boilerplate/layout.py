@@ -43,8 +43,9 @@ HARD_KINDS = frozenset({"other_boilerplate", "related_links", "newsletter_prompt
 _CUT_PENALTY = 20  # a line already cut as furniture, plus an eighth of its length
 _NAV_PENALTY = 20  # a short non-sentence line, plus a quarter of its length
 _SOFT_PENALTY = 20
-# A link-list header this close to the end of the core ends the core.
-_LIST_TAIL = 3
+# A link-list header (at most this many words) or an author bio this close to the end of the core ends it.
+_LIST_TAIL = 5
+_HEADER_WORDS = 6
 # Joined fragments of at least this many words are running text.
 _FRAGMENT_PROSE_WORDS = 8
 
@@ -107,8 +108,9 @@ def _continues(a: str, b: str) -> bool:
 def find_core(blks: Sequence[Block]) -> Core | None:
     """The maximum-score contiguous run of blocks; None when no block scores positive.
 
-    A link-list header ("Useful reading:", "More stories") among the last blocks of that run ends the
-    story: what follows it are teasers of other stories, however sentence-like.
+    A link-list header ("Useful reading:", "More stories") or an author bio among the last blocks of that
+    run ends the story: what follows is teasers of other stories or the outlet's prompts, however
+    sentence-like.
     """
     best = Core(0, -1, 0)
     run_start, run = 0, 0
@@ -129,7 +131,10 @@ def find_core(blks: Sequence[Block]) -> Core | None:
 
 
 def _list_header(b: Block) -> bool:
-    return b.cut == "related_links" and b.cue.strength == STRONG and len(b.text.split()) <= 4
+    """A link-list header or an author bio: what follows it is not the story any more."""
+    if b.cue.strength != STRONG:
+        return False
+    return (b.cut == "related_links" and len(b.text.split()) <= _HEADER_WORDS) or b.cut == "author_bio"
 
 
 def _score(b: Block) -> int:

@@ -233,3 +233,20 @@ def test_trigger_index_misses_nothing(shared, synthetic_dev):
         assert cues._strong(line, toks) == cues._strong(line, toks, gated=False), line
         checked += 1
     assert checked > 5000
+
+
+def test_related_box_inside_story_does_not_end_it():
+    """A "Related:" box with one link, then four more story paragraphs: the story goes on after it."""
+    body = [STORY[0], STORY[1], "Related:", "Port strike ends after pay deal reached overnight", STORY[3], STORY[4],
+            "The operator said the first ships could dock at the new terminal in 2029.",
+            "The regional government has promised to widen the access road before then."]
+    raw = _page(["Advertisement"], body)
+    kept = _kept(raw, strip(raw, "X", rules=NO_RULES))
+    assert kept == [STORY[0], STORY[1]] + body[4:]
+
+
+def test_author_bio_ends_the_story():
+    raw = _page(["Advertisement"], STORY,
+                ["Jane Doe is a reporter for the Riverton Courier covering transport.",
+                 "Get the Courier's morning briefing with the day's top stories from the coast.", "Arrives daily"])
+    assert _kept(raw, strip(raw, "X", rules=NO_RULES)) == STORY
