@@ -38,6 +38,8 @@ CUE_VERBS = {
     "commented", "concluded", "alleged", "alleges", "mentioned", "observed", "remarked", "predicted", "urged",
     "accused", "charged", "signaled", "signalled", "assured", "recalled", "believes", "thinks", "conceded",
     "admitted", "vowed", "pledged", "threatened", "publishes", "published", "carried", "broadcast",
+    "rejected", "rejects", "dismissed", "dismisses", "objected", "objects", "blamed", "blames", "called", "calls",
+    "described", "describes", "expressed", "expresses",
 }
 #: Cue verbs that report speech by themselves ("X said", "X announced the launch").
 _SPEECH_CUES = {
@@ -46,6 +48,8 @@ _SPEECH_CUES = {
     "explained", "explaining", "stressed", "insisted", "declared", "argued", "asserted", "maintained",
     "emphasized", "emphasised", "underscored", "acknowledged", "conceded", "admitted", "commented", "remarked",
     "replied", "concluded", "mentioned", "observed", "recalled", "posted", "tweeted", "quoted", "cited",
+    "rejected", "rejects", "dismissed", "dismisses", "objected", "objects", "blamed", "blames", "called", "calls",
+    "described", "describes", "expressed", "expresses",
 }
 #: Cue verbs that are also event verbs ("Norway pledged 450 million euros", "Russia claims the region"):
 #: an attribution only with a reported complement -- a that-clause, a quote, a colon, an embedded clause --
@@ -58,6 +62,9 @@ _GERUND_CUES = {"denied", "denies", "admitted", "acknowledged"}
 _MEDIA_ONLY_CUES = {"carried", "published", "publishes", "broadcast", "reporting"}
 #: Participial cues after a comma take the clause's subject: "Kyiv rejected the terms, saying ...".
 _PARTICIPLE_CUES = {"saying", "adding", "noting", "stating", "arguing", "insisting", "warning", "explaining"}
+#: Participles that attribute a position only in the participial slot: "Kyiv rejected the terms, insisting ...".
+_PARTICIPLE_ONLY = {"insisting", "declaring", "urging", "vowing", "claiming", "accusing", "describing",
+                    "calling", "warning", "denying", "arguing", "saying", "adding"}
 _PASSIVE_AUX = {"was", "were", "is", "are", "be", "been", "being", "get", "got", "gets"}
 _DELIMS = {",", "--", "\u2014", "\u2013", "-", "(", ")"}
 #: Person titles and roles: an ORG-tagged name right after one is a person ("chief negotiator, Rustem Umerov").
@@ -248,6 +255,13 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
                 for m in _study_author_before(dm, bound, i):
                     emit(m, low, "speaker", si, _content(sent, i), at=i)
                 continue
+            if low in _PARTICIPLE_ONLY and low not in CUE_VERBS:
+                if i - 1 >= bound and any(doc[q].lower_ in _SPEECH_CUES and doc[q].tag_.startswith("VB")
+                                          for q in range(bound, i - 1)):
+                    continue
+                for r in _participle_subject(dm, bound, i):
+                    emit(_resolve(dm, r, last_person, last_body), low, "speaker", si, _content(sent, i), at=i)
+                continue
             if low not in CUE_VERBS:
                 continue
             if low in ("quoted", "cited") and i + 1 < sent.end and doc[i + 1].lower_ == "by":
@@ -272,6 +286,9 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
             inverted = _inverted(doc, bound, i)
             complement = low not in _COMPLEMENT_CUES or inverted or _reported_complement(doc, i, sent.end, low)
             media_verb = low in _MEDIA_ONLY_CUES or low in ("reported", "reports")
+            if low in _PARTICIPLE_CUES and i - 1 >= bound and any(
+                    doc[q].lower_ in _SPEECH_CUES and doc[q].tag_.startswith("VB") for q in range(bound, i - 1)):
+                continue  # "..., the air force said, adding that ...": the speaker of that cue, already found
             if low in _PARTICIPLE_CUES:
                 subjects = _participle_subject(dm, bound, i)
                 for r in subjects:
@@ -281,6 +298,8 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
                     continue
             # subject before the cue
             subjects = _subject_before(dm, bound, i, co)
+            if subjects and _embedded(doc, bound, subjects[0].start):
+                continue  # "Zakharova said Moscow had rejected the protest": reported content, not a source
             if subjects:
                 for subj in subjects:
                     media = subj.kind == "news_agency" or (subj.kind == "organization" and _media_name(subj))
@@ -571,6 +590,17 @@ def _study_author_before(dm: DocMentions, bound: int, i: int) -> list[Mention]:
             and doc[k - 2].lower_ in _STUDY_NOUNS)):
         return [m]
     return []
+
+
+def _embedded(doc: Any, bound: int, start: int) -> bool:
+    """Whether the clause starting at ``start`` is the content of an earlier speech cue of the sentence
+    ("Peskov said [Moscow had rejected ...]")."""
+    for q in range(start - 1, max(bound, start - 4) - 1, -1):
+        t = doc[q]
+        if t.lower_ == "that" or t.tag_ in ("DT", "JJ", "POS", "NNP"):
+            continue
+        return t.lower_ in _SPEECH_CUES and t.tag_.startswith("VB") and t.lower_ not in ("told", "tell", "tells")
+    return False
 
 
 def _passive_or_adjectival(doc: Any, bound: int, i: int, end: int) -> bool:
