@@ -104,6 +104,8 @@ _INTL = {"united nations", "un", "u.n.", "nato", "european union", "eu", "imf", 
          "international criminal court", "international court of justice", "council of europe", "the fund",
          "group of seven", "world food programme", "unicef", "unhcr"}
 _INTL_WORDS = {"international", "nations", "g7", "g20", "nato", "un", "eu", "imf", "european"}
+#: Events of one (root, actor, target) closer than this in a sentence are one event.
+_DEDUPE_CHARS = 30
 _CLAUSE_BREAK = {";", ":", "\u2014", "\u2013", "(", ")"}
 _SUBJ_STOP = {"who", "which", "that", "because", "after", "before", "while", "when", "as", "since", "but",
               "although", "though", "where", "if", "until"}
@@ -341,14 +343,16 @@ def _is_content(ctx: _Ctx, sent: Any, i: int, last: tuple | None) -> bool:
 
 
 def _dedupe(evs: list[dict]) -> list[dict]:
-    seen = set()
+    """One event per (root, actor, target) within a stretch of one sentence: "Russian missile and drone strikes"
+    is one event; the same pair far apart in a long (or badly split) sentence is two."""
+    last: dict[tuple, int] = {}
     out = []
     for e in evs:
         k = (e["sentence"], e["root_code"], e["actor1"]["country"], e["actor1"]["text"],
              (e["actor2"] or {}).get("country"))
-        if k in seen:
+        if k in last and e["start"] - last[k] < _DEDUPE_CHARS:
             continue
-        seen.add(k)
+        last[k] = e["start"]
         out.append(e)
     return out
 
@@ -453,11 +457,15 @@ def _actor1(ctx: _Ctx, ix: _Index, sent: Any, i: int, j: int, trig: lexicon.Trig
         # the object of a verb: "launched an invasion", "imposed sanctions", "was already in touch"
         k = i - 1
         while k >= sent.start and (tags[k] in ("JJ", "DT", "CD", "PRP$", "JJR", "JJS", "HYPH", "NN", "NNS", "VBN",
-                                               "RB", "RP", "POS", "NNP") or lows[k] == "of") \
+                                               "RB", "RP", "POS", "NNP") or lows[k] == "of"
+                                   or (lows[k] == "and" and dm.at(k - 1) is not None) or dm.at(k) is not None) \
                 and lows[k] not in _LIGHT_VERBS and lows[k] not in _BE:
             k -= 1
         if k < sent.start or (lows[k] not in _LIGHT_VERBS and lows[k] not in _BE):
             return [], None
+        if tags[k] == "VBN" and k == i - 1 and not any(lows[q] in ("has", "have", "had") for q in range(max(
+                sent.start, k - 3), k)) and not _is_passive(ctx, sent, k):
+            return [], None  # "Russia's renewed offensive": an adjective
         if lows[k] in _BE and words in ix.need_verb:
             return [], None
         return _subject(ctx, sent, k, trig, verb_is_trigger=False)
@@ -571,8 +579,7 @@ def _subject(ctx: _Ctx, sent: Any, v: int, trig: lexicon.Trigger, *, verb_is_tri
     if p >= sent.start and lows[p] in ("and", "but") and dm.at(p - 1) is None and depth < 2:
         for q in range(p - 1, sent.start - 1, -1):
             if tags[q] in ("VBD", "VBZ", "VBP") and lows[q] not in _AUX:
-                if lows[q] in _REPORTING:
-                    break
+                # "X said ... but called on" -> the subject of "said"
                 return _subject(ctx, sent, q, trig, verb_is_trigger=False, depth=depth + 1)
             if doc[q].text in _CLAUSE_BREAK:
                 break
@@ -593,6 +600,8 @@ def _subject(ctx: _Ctx, sent: Any, v: int, trig: lexicon.Trigger, *, verb_is_tri
         if low in _SUBJ_STOP and k < v - 1:
             break
         if low in _REPORTING and tags[k].startswith("VB"):
+            if trig.code[:2] in ("18", "19", "20"):
+                return _attacker_from_speaker(ctx, sent, k, v, end), "speaker"
             break
         m = dm.at(k)
         if m is not None:
@@ -623,6 +632,29 @@ def _subject(ctx: _Ctx, sent: Any, v: int, trig: lexicon.Trigger, *, verb_is_tri
                 return [aff], "subject"
         k -= 1
     return [], None
+
+
+def _attacker_from_speaker(ctx: _Ctx, sent: Any, r: int, v: int, end: int) -> list[Mention]:
+    """"X said missiles destroyed Ukrainian positions": with no named subject, a government speaker whose
+    country is not the target's reports its own side's strike (a side does not report striking itself)."""
+    speaker = None
+    q = r - 1
+    while q >= sent.start and speaker is None:
+        m = ctx.dm.at(q)
+        if m is not None:
+            speaker = m
+        elif ctx.doc[q].text in _CLAUSE_BREAK:
+            break
+        q -= 1
+    if speaker is None or not speaker.country or speaker.kind not in ("official_body", "country", "person"):
+        return []
+    for k in range(v + 1, min(sent.end, end + 8)):
+        m = ctx.dm.at(k)
+        if m is not None and m.country:
+            return [speaker] if m.country != speaker.country else []
+        if ctx.doc[k].text in _CLAUSE_BREAK or ctx.lows[k] in _SUBJ_STOP:
+            break
+    return []
 
 
 def _verb_group_start(ctx: _Ctx, sent: Any, v: int) -> int:
