@@ -40,6 +40,9 @@ CUE_VERBS = {
     "admitted", "vowed", "pledged", "threatened", "publishes", "published", "carried", "broadcast",
     "rejected", "rejects", "dismissed", "dismisses", "objected", "objects", "blamed", "blames", "called", "calls",
     "described", "describes", "expressed", "expresses",
+    "warn", "urge", "urges", "deny", "claim", "confirm", "announce", "report", "insist", "insists", "argue",
+    "argues", "vows", "threatens", "pledges", "accuses", "found", "finds", "determined", "forecasts",
+    "forecast", "estimates", "predicts",
 }
 #: Cue verbs that report speech by themselves ("X said", "X announced the launch").
 _SPEECH_CUES = {
@@ -49,15 +52,20 @@ _SPEECH_CUES = {
     "emphasized", "emphasised", "underscored", "acknowledged", "conceded", "admitted", "commented", "remarked",
     "replied", "concluded", "mentioned", "observed", "recalled", "posted", "tweeted", "quoted", "cited",
     "rejected", "rejects", "dismissed", "dismisses", "objected", "objects", "blamed", "blames", "called", "calls",
-    "described", "describes", "expressed", "expresses",
+    "described", "describes", "expressed", "expresses", "announce", "report", "insist", "insists", "argue",
+    "argues", "forecasts", "forecast", "estimates", "predicts",
 }
 #: Cue verbs that are also event verbs ("Norway pledged 450 million euros", "Russia claims the region"):
 #: an attribution only with a reported complement -- a that-clause, a quote, a colon, an embedded clause --
 #: or in the inverted position ('"...", X warned').
 _COMPLEMENT_CUES = CUE_VERBS - _SPEECH_CUES
 #: ... of which these also take "to" + verb ("threatened to halt exports") and these a gerund ("denied taking").
-_TO_CUES = {"threatened", "vowed", "pledged", "warned", "urged"}
-_GERUND_CUES = {"denied", "denies", "admitted", "acknowledged"}
+_TO_CUES = {"threatened", "vowed", "pledged", "warned", "urged", "vows", "threatens", "pledges", "urges",
+            "urge", "warn", "warns"}
+_GERUND_CUES = {"denied", "denies", "deny", "admitted", "acknowledged"}
+#: Stance verbs need an object: not "a proposal Russia has flatly rejected."
+_STANCE_CUES = {"rejected", "rejects", "dismissed", "dismisses", "objected", "objects", "blamed", "blames",
+                "called", "calls", "described", "describes", "expressed", "expresses", "declared"}
 #: Only news outlets "carry" or "publish" information.
 _MEDIA_ONLY_CUES = {"carried", "published", "publishes", "broadcast", "reporting"}
 #: Participial cues after a comma take the clause's subject: "Kyiv rejected the terms, saying ...".
@@ -65,6 +73,8 @@ _PARTICIPLE_CUES = {"saying", "adding", "noting", "stating", "arguing", "insisti
 #: Participles that attribute a position only in the participial slot: "Kyiv rejected the terms, insisting ...".
 _PARTICIPLE_ONLY = {"insisting", "declaring", "urging", "vowing", "claiming", "accusing", "describing",
                     "calling", "warning", "denying", "arguing", "saying", "adding"}
+#: Page furniture that reached the text: link lists with clock times or inline bullets.
+_FURNITURE = re.compile(r"(?:\b\d{1,2}:\d{2}\b.*){2,}|(?:\s\*\s.*){2,}")
 _PASSIVE_AUX = {"was", "were", "is", "are", "be", "been", "being", "get", "got", "gets"}
 _DELIMS = {",", "--", "\u2014", "\u2013", "-", "(", ")"}
 #: Person titles and roles: an ORG-tagged name right after one is a person ("chief negotiator, Rustem Umerov").
@@ -208,6 +218,8 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
     # cue-based relations --------------------------------------------------------------------------------
     for si, sent in enumerate(sents):
         bound = sent.start  # a paragraph break inside a "sentence" (headlines, lists) is a hard boundary
+        if _FURNITURE.search(sent.text):
+            continue
         for tok in sent:
             low = tok.lower_
             i = tok.i
@@ -268,6 +280,10 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
                 continue
             if not (tok.tag_.startswith("VB") or low in ("said", "told", "says", "reports", "reported")):
                 continue
+            if tok.is_title and i > bound and not doc[i - 1].is_punct and not doc[i - 1].is_quote:
+                continue  # a Title Case headline in a list of links ("Ukraine Announces ...")
+            if low in _STANCE_CUES and (i + 1 >= sent.end or doc[i + 1].is_punct or doc[i + 1].is_space):
+                continue  # no object: "a proposal Russia has flatly rejected."
             if low != "published" and _passive_or_adjectival(doc, bound, i, sent.end):
                 continue  # ("This report by The Canadian Press was first published ...": a credit)
             # told X: X is a channel when it is an agency
@@ -652,7 +668,7 @@ def _reported_complement(doc: Any, i: int, end: int, low: str) -> bool:
                 break
     if low in _GERUND_CUES and t.tag_ == "VBG":
         return True
-    if low in ("accused", "charged"):
+    if low in ("accused", "charged", "accuses"):
         for q in range(k, min(end - 1, k + 7)):
             if doc[q].lower_ == "of" and doc[q + 1].tag_ in ("VBG", "NN", "NNS", "DT", "JJ"):
                 return True
@@ -700,10 +716,11 @@ def _mention_after(dm: DocMentions, j: int, end: int, *, allow_np: bool = False)
         t = doc[k]
         m = dm.at(k)
         if m is not None:
-            if m.kind in ("organization", "official_body", "country") and m.end < end \
-                    and doc[m.end].tag_ in ("NN", "NNS", "NNP", "NNPS") and dm.at(m.end) is None:
-                # "the UN refugee agency", "the Ukrainian air force": the whole noun phrase
-                aff = dm.affiliated_np(_np_head(doc, m.end, end))
+            nx = m.end + 1 if m.end < end and doc[m.end].tag_ == "POS" else m.end
+            if m.kind in ("organization", "official_body", "country") and nx < end \
+                    and doc[nx].tag_ in ("NN", "NNS", "NNP", "NNPS", "JJ") and dm.at(nx) is None:
+                # "the UN refugee agency", "Russia's defence ministry": the whole noun phrase
+                aff = dm.affiliated_np(_np_head(doc, nx, end))
                 if aff is not None:
                     return aff
             if m.kind in ("person", "news_agency", "organization", "official_body", "country"):
@@ -975,19 +992,29 @@ def _bare_name(dm: DocMentions, bound: int, j: int) -> Mention | None:
 
 
 def _participle_subject(dm: DocMentions, bound: int, i: int) -> list[Mention]:
-    """ "Kyiv has rejected such terms, saying ...": the subject of the clause the participle hangs on."""
+    """ "Kyiv has rejected such terms, saying ...", "the Kremlin marked the date by vowing ...": the subject of
+    the clause the participle hangs on (the last name before it followed by its verb); "with X vowing ..."."""
     doc = dm.doc
     j = i - 1
-    while j >= bound and doc[j].tag_ in ("RB", "RBR") or (j >= bound and doc[j].lower_ in ("instead", "also")):
+    while j >= bound and (doc[j].tag_ in ("RB", "RBR") or doc[j].lower_ in ("instead", "also")):
         j -= 1
-    if j < bound or doc[j].text != ",":
+    if j < bound:
         return []
+    m = dm.at(j)
+    if m is not None and m.start - 1 >= bound and doc[m.start - 1].lower_ == "with" \
+            and m.kind in ("person", "organization", "official_body", "country"):
+        return [m]  # "with Ukrainian president Volodymyr Zelensky vowing to ..."
+    if doc[j].text != "," and doc[j].lower_ != "by":
+        return []
+    best: list[Mention] = []
     k = bound
     while k < j:
         t = doc[k]
         m = dm.at(k)
-        if m is None and t.tag_ in ("NN", "NNS", "NNP", "NNPS") and dm.affiliated_np(_np_head(doc, k, j)):
-            m = dm.affiliated_np(_np_head(doc, k, j))
+        if m is None and t.tag_ in ("NN", "NNS", "NNP", "NNPS"):
+            m = dm.affiliated_np(_np_head(doc, k, j)) or None
+            if m is not None and m.start != k:
+                m = None
         if m is not None and m.kind in ("person", "organization", "official_body", "country", "news_agency") \
                 and _pp_object(dm, bound, m) is None:
             q = m.end
@@ -995,18 +1022,16 @@ def _participle_subject(dm: DocMentions, bound: int, i: int) -> list[Mention]:
                 q += 1
             if q < j and dm.at(q) is not None and dm.at(q).kind == "person":
                 m = dm.at(q)  # "Pentagon spokesperson John Kirby appeared to ..., saying"
+                q = m.end
             out = [m]
-            q = m.end
             if q + 1 < j and doc[q].lower_ == "and" and dm.at(q + 1) is not None:
                 out.append(dm.at(q + 1))
                 q = dm.at(q + 1).end
             while q < j and (doc[q].tag_ in ("RB", "MD") or doc[q].lower_ in ("has", "have", "had", "not")
                              or doc[q].ent_type_ in ("DATE", "TIME")):
                 q += 1
-            if q < j and doc[q].tag_.startswith("VB"):
-                return out
-            return []
-        if t.tag_.startswith("VB") or t.text in (";", ":"):
-            return []
-        k = m.end if m is not None else k + 1
-    return []
+            if q < j and doc[q].tag_ in ("VBD", "VBZ", "VBP", "VBN") and not _embedded(doc, bound, m.start):
+                other = _coordinated_before(dm, bound, out[0])
+                best = ([other] if other is not None else []) + out
+        k = m.end if m is not None and m.end > k else k + 1
+    return best
