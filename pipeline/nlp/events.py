@@ -334,10 +334,15 @@ def _is_content(ctx: _Ctx, sent: Any, i: int, last: tuple | None) -> bool:
     """True for the infinitive that is the content of an appeal, demand, threat or plan before it in the
     sentence ("urged Pyongyang to stop", "a deadline to reach an agreement", "plans to test")."""
     lows = ctx.lows
-    if i - 1 < sent.start or lows[i - 1] != "to":
+    if i - 1 < sent.start:
+        return False
+    if lows[i - 1] in ("not", "never") and last is not None and last[1].code[:2] in ("02", "10"):
+        return True  # "called on all countries to keep markets open and not impose restrictions"
+    if lows[i - 1] != "to":
         return False
     lo = max(sent.start, i - 10)
-    if last is not None and last[0] >= lo and last[1].code[:2] in _CONTENT_ROOTS:
+    if last is not None and last[1].code[:2] in _CONTENT_ROOTS and (
+            last[0] >= lo or not any(ctx.doc[k].text in (";", "—") for k in range(last[0], i))):
         return True
     return any(lows[k] in _CONTENT_NOUNS for k in range(lo, i - 1))
 
@@ -452,7 +457,7 @@ def _actor1(ctx: _Ctx, ix: _Index, sent: Any, i: int, j: int, trig: lexicon.Trig
             k -= 1
         m = dm.at(k) if k >= sent.start else None
         if m is not None and words not in ix.need_verb and m.country and m.kind in (
-                "group", "country", "official_body", "person") and not _is_object_of_prep(ctx, m, k):
+                "group", "country", "official_body", "person"):
             return [m], "modifier"
         # the object of a verb: "launched an invasion", "imposed sanctions", "was already in touch"
         k = i - 1
@@ -470,10 +475,6 @@ def _actor1(ctx: _Ctx, ix: _Index, sent: Any, i: int, j: int, trig: lexicon.Trig
             return [], None
         return _subject(ctx, sent, k, trig, verb_is_trigger=False)
     return _subject(ctx, sent, i, trig, verb_is_trigger=True, end=j)
-
-
-def _is_object_of_prep(ctx: _Ctx, m: Mention, k: int) -> bool:
-    return ctx.dm.preceded_by_preposition(m) and ctx.lows[m.start - 1] not in ("by",)
 
 
 def _mention_after(ctx: _Ctx, sent: Any, j: int, span: int) -> Mention | None:
@@ -578,7 +579,8 @@ def _subject(ctx: _Ctx, sent: Any, v: int, trig: lexicon.Trigger, *, verb_is_tri
     p = _prev_content(ctx, sent, v)
     if p >= sent.start and lows[p] in ("and", "but") and dm.at(p - 1) is None and depth < 2:
         for q in range(p - 1, sent.start - 1, -1):
-            if tags[q] in ("VBD", "VBZ", "VBP") and lows[q] not in _AUX:
+            if (tags[q] in ("VBD", "VBZ", "VBP") or tags[q] == "VBN" and lows[q - 1] in _AUX) \
+                    and lows[q] not in _AUX:
                 # "X said ... but called on" -> the subject of "said"
                 return _subject(ctx, sent, q, trig, verb_is_trigger=False, depth=depth + 1)
             if doc[q].text in _CLAUSE_BREAK:
