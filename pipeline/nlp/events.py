@@ -87,6 +87,10 @@ _ORG_ANAPHORS = {"fund", "lender", "bank", "organization", "organisation", "bloc
 #: Heads of a person or unit named by a possessive ("its president", "their forces").
 _POSSESSED_HEADS = {"president", "leader", "leaders", "prime", "minister", "government", "forces", "troops", "army",
                     "military", "navy", "officials", "diplomats", "ambassador", "envoy", "delegation"}
+#: Plural common nouns that act without a country ("nearby countries have taken in refugees"): actor1 null.
+_GENERIC_ACTORS = {"countries", "nations", "organizations", "organisations", "governments", "allies", "leaders",
+                   "donors", "critics", "partners", "lawmakers", "protesters", "demonstrators", "rebels", "militants",
+                   "insurgents", "states", "powers", "agencies"}
 #: Event words whose infinitive complement is the content of the event, not an event ("urged X to stop").
 _CONTENT_ROOTS = {"02", "10", "13", "17", "03"}
 _CONTENT_NOUNS = {"deadline", "ultimatum", "call", "calls", "appeal", "pressure", "demand", "demands", "plea",
@@ -293,6 +297,8 @@ def find_events(doc: Any, *, published_at: Any = None, to_raw: Callable[[int, in
             if trig is None:
                 i += 1
                 continue
+            if trig.code == "172" and "sanctions" in lows[i + n:i + n + 5]:
+                trig = lexicon.Trigger("163", trig.label, trig.words, trig.is_noun)  # "added to the sanctions list"
             actors, how = _actor1(ctx, ix, sent, i, i + n, trig)
             if actors and _is_content(ctx, sent, i, last_trigger):
                 actors = []
@@ -628,6 +634,10 @@ def _subject(ctx: _Ctx, sent: Any, v: int, trig: lexicon.Trigger, *, verb_is_tri
                 if m.start < k and m.start >= k - 150 and m.kind in ("organization", "official_body") and _usable(m):
                     return [m], "anaphor"
             return [], None
+        if t.tag_ == "NNS" and low in _GENERIC_ACTORS and k == _verb_group_start(ctx, sent, v) - 1:
+            g = Mention(k, k + 1, "group", t.text, t.text, "NORP")
+            if not dm.preceded_by_preposition(g) and dm.affiliated_np(k) is None:
+                return [g], "generic"
         if t.tag_ in ("NN", "NNS") and low in _ACTOR_HEADS:
             aff = dm.affiliated_np(k)
             if aff is not None and aff.country:
