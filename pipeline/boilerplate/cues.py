@@ -293,6 +293,7 @@ _STRONG_TABLE: list[tuple[str, str, str]] = [
     ("other_boilerplate", "updated", r"^\W*(this|the) (story|article) has been updated\b"),
     ("other_boilerplate", "commission", r"\bwe may earn (a )?commission\b"),
     ("other_boilerplate", "editor's editor’s", r"^\W*editor'?s note\b"),
+    ("other_boilerplate", "requested", r"\b(page|content) you requested (does not|doesn't|could not|cannot)\b"),
 ]
 # A kind's patterns describe short lines (buttons, credits, headers): longer lines are not searched.
 # Beyond 400 characters only appeals are looked for (a long paragraph is story unless it asks for money).
@@ -425,6 +426,7 @@ _DATE_TIME = re.compile(
     r"\W*$",
     _I)
 _BULLETS = frozenset(("* ", "- ", "• ", "· ", "+ "))
+_FULL_STOP = frozenset(c + "." for c in "abcdefghijklmnopqrstuvwxyz0123456789)\"'”’%")
 _MASHED = re.compile(r"[a-z][A-Z]")
 _GALLERY_COUNT = re.compile(r"^\W*(item \d+ of \d+|\d+\s*of\s*\d+|of \d+)\W*$", _I)
 _DATE_WORDS = frozenset("today yesterday updated published posted modified last mon monday tue tuesday wed "
@@ -539,8 +541,8 @@ def classify_unprotected(text: str) -> Cue:
     kind = _strong(text, toks)
     if kind is not None:
         return Cue(STRONG, kind)
-    if text[:2] in _BULLETS and nw < 30:  # a list item: a link list, or key points next to the story
-        return Cue(NAV, "related_links")
+    if text[:2] in _BULLETS and nw < 30 and not (nw >= 12 and text.rstrip(_CLOSERS)[-2:] in _FULL_STOP):
+        return Cue(NAV, "related_links")  # a list item (a link list), unless a sentence (key points)
     if c0 == "#":  # a (markdown) heading: the headline, a subheading, another story's title
         return Cue(NAV, "related_links" if nw >= 4 else "other_boilerplate")
     ends = sentence_end(text)

@@ -250,3 +250,16 @@ def test_author_bio_ends_the_story():
                 ["Jane Doe is a reporter for the Riverton Courier covering transport.",
                  "Get the Courier's morning briefing with the day's top stories from the coast.", "Arrives daily"])
     assert _kept(raw, strip(raw, "X", rules=NO_RULES)) == STORY
+
+
+def test_key_point_sentences_after_story_stay_headline_bullets_go():
+    """Bullets that are sentences are the story's key points; bullets that are headlines are links."""
+    points = ["* The harbour authority approved the terminal by seven votes to two on Tuesday evening.",
+              "* The operator will pay for a new rail spur to take lorries off the coast road."]
+    links = ["* Port strike ends after pay deal reached overnight",
+             "* Council delays vote on bridge tolls again",
+             "* Ferry operator adds winter sailings to the islands"]
+    raw = _page(["Advertisement"], STORY, points, links, ["The page you requested does not exist."])
+    kept = _kept(raw, strip(raw, "X", rules=NO_RULES))
+    # one unmarked line after the story is given the benefit of the doubt (a closing line, a sign-off)
+    assert kept == STORY + points + links[:1]
