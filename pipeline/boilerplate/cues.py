@@ -82,9 +82,19 @@ _CREDIT_ANY = re.compile(
     _I)
 
 
+# How a credit line can start (reuters, ap, afp, additional, reporting, research, writing, written, with,
+# editing, eds, compiled, translated, by, from, photography, graphics, design); slugs ("V4644") have a
+# digit among their first characters. A cheap test before the regex.
+_CREDIT_INITIALS = frozenset("re ap af ad wr wi ed co tr by fr ph gr de".split())
+_LEAD = " \t_*^(-–—•·\"'“”[#"
+_DIGITS = frozenset("0123456789")
+
+
 def credit_line(text: str) -> bool:
     """A wire credit or slug line: part of the story, never cut."""
-    if _CREDIT_START.match(text):
+    head = text.lstrip(_LEAD)[:2].lower()
+    if (head in _CREDIT_INITIALS or not _DIGITS.isdisjoint(text[1:6]) or not head.isalnum()) \
+            and _CREDIT_START.match(text):
         return True
     low = text.lower()
     return ("contribut" in low or "reported from" in low or ("(" in text and " by" in low)) \

@@ -66,13 +66,9 @@ class StripResult(NamedTuple):
     flags: list
 
 
-class _Line(NamedTuple):
-    start: int  # whole line, leading whitespace included
-    end: int  # after the trailing newline when there is one
-    text: str  # stripped
-
-
-def _lines(body: str) -> list[_Line]:
+def _lines(body: str) -> list:
+    """``(start, end, text)`` of each non-empty line: ``start`` includes leading whitespace, ``end`` is
+    after the trailing newline when there is one, ``text`` is stripped."""
     out = []
     pos = 0
     n = len(body)
@@ -80,7 +76,7 @@ def _lines(body: str) -> list[_Line]:
         end = pos + len(seg) + 1
         text = seg.strip()
         if text:
-            out.append(_Line(pos, min(end, n), text))
+            out.append((pos, end if end <= n else n, text))
         pos = end
     return out
 
@@ -159,7 +155,7 @@ def strip(raw_body: str, publisher: str | None = None, *, memory: PublisherMemor
         rules = default_rules()
     lines = _lines(raw_body)
     n = len(lines)
-    texts = [ln.text for ln in lines]
+    texts = [ln[2] for ln in lines]
     verdict: list = [None] * n  # (kind, rule) for lines to cut
     protected = [_cues.credit_line(t) for t in texts]
     ends = [_cues.sentence_end(t) for t in texts]
@@ -219,7 +215,7 @@ def strip(raw_body: str, publisher: str | None = None, *, memory: PublisherMemor
                     verdict[k] = (kind, f"cue:{kind}")
         _expand_runs(texts, cue, verdict, protected)
 
-    removed = [RemovedSpan(v[0], raw_body[ln.start:ln.end], ln.start, ln.end, v[1])
+    removed = [RemovedSpan(v[0], raw_body[ln[0]:ln[1]], ln[0], ln[1], v[1])
                for ln, v in zip(lines, verdict) if v is not None]
     flags: list[str] = []
     if removed and len(removed) == n:

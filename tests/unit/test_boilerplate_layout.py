@@ -263,3 +263,12 @@ def test_key_point_sentences_after_story_stay_headline_bullets_go():
     kept = _kept(raw, strip(raw, "X", rules=NO_RULES))
     # one unmarked line after the story is given the benefit of the doubt (a closing line, a sign-off)
     assert kept == STORY + points + links[:1]
+
+
+@pytest.mark.parametrize("line", ["(AP)", "Reuter", "By Jane Doe", "BY JANE DOE, Reuters", "V4644 AP-Top-Headlines",
+                                  "ap-wf-02-10-16 0423GMT", "^Eds: Adds quotes", "_Additional reporting:_ Sam Roe",
+                                  "by Jane Doe 10:41 AM March 3, 2026", "Jane Doe contributed to this report.",
+                                  "Design and development: Sam Roe"])
+def test_credit_lines_survive_the_cheap_prefilter(line):
+    assert cues.credit_line(line)
+    assert cues._CREDIT_START.match(line) or cues._CREDIT_ANY.search(line)
