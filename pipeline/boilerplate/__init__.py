@@ -1,5 +1,7 @@
-"""Boilerplate removal, pure Python (no Beam): cue classifier, per-publisher memory, known-publisher rules,
-HTML to text. The Beam shell is :mod:`pipeline.stages.boilerplate`.
+"""Boilerplate removal, pure Python (no Beam): cue classifier (:mod:`.cues`), page layout -- the story core
+and the frame of menus and link lists around it (:mod:`.layout`) --, per-publisher memory (:mod:`.memory`),
+known-publisher rules (:mod:`.rules`), HTML to text (:mod:`.html`). The Beam shell is
+:mod:`pipeline.stages.boilerplate`.
 
 Entry point: :func:`strip` -- raw body in, clean body plus the removed spans out, with
 ``clean == pipeline.text.cut_spans(raw, [(s.start, s.end) for s in removed])``.
