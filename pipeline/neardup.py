@@ -206,25 +206,69 @@ def order_key(article: Mapping[str, Any]) -> tuple[int, str]:
     return (event_time_ms(article), str(article["article_id"]))
 
 
-def _shingle_hashes(words: Sequence[str], k: int) -> np.ndarray:
-    wh = np.fromiter((_h32(w) for w in words), dtype=np.uint64, count=len(words))
-    if len(words) <= k:
-        acc = np.uint64(0)
-        for h in wh:
-            acc = (acc * np.uint64(1000003) + h) & _MAX32
+# ``\w`` on ASCII text is [0-9A-Za-z_]: for ASCII bodies (nearly all wire copy) words come from one
+# bytes.translate + split instead of a Unicode regex, and are hashed as bytes (crc32 of the same UTF-8).
+_ASCII_WORD_TABLE = bytes(c if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c == 95) else 32
+                          for c in range(256))
+_ASCII_NUMBER = re.compile(rb"[0-9]+(?:[.,/:][0-9]+)*")
+_SHINGLE_MUL = 1000003
+_POW_CACHE: dict = {}
+
+
+def _shingle_powers(k: int) -> np.ndarray:
+    # Horner's rule unrolled: the hash of words w0..w(k-1) is sum(w_j * M^(k-1-j)) mod 2^32.
+    if k not in _POW_CACHE:
+        _POW_CACHE[k] = np.array([pow(_SHINGLE_MUL, k - 1 - j, 1 << 64) for j in range(k)], dtype=np.uint64)
+    return _POW_CACHE[k]
+
+
+def _word_hashes(text: str) -> np.ndarray:
+    """crc32 of each ``\w+`` word of a normalized text, in order (uint64)."""
+    if text.isascii():
+        words = text.encode("ascii").translate(_ASCII_WORD_TABLE).split()
+        return np.fromiter(map(zlib.crc32, words), dtype=np.uint64, count=len(words))
+    words = _WORD.findall(text)
+    return np.fromiter(map(_h32, words), dtype=np.uint64, count=len(words))
+
+
+def _shingle_hashes(wh: np.ndarray, k: int) -> np.ndarray:
+    """32-bit hashes of the k-word shingles (a text of k words or fewer is one shingle), sorted, with
+    repeats. The hash is ``(...((w0 * M + w1) * M + w2)...) mod 2^32``: one product of the sliding
+    windows with the powers of M (uint64 arithmetic wraps mod 2^64, which keeps every residue mod 2^32)."""
+    if len(wh) <= k:
+        acc = 0
+        for h in wh.tolist():
+            acc = (acc * _SHINGLE_MUL + h) & 0xFFFFFFFF
         return np.array([acc], dtype=np.uint64)
-    n = len(words) - k + 1
-    acc = np.zeros(n, dtype=np.uint64)
-    for j in range(k):
-        acc = (acc * np.uint64(1000003) + wh[j:j + n]) & _MAX32
-    return np.unique(acc)
+    n = len(wh) - k + 1
+    windows = np.ndarray((n, k), dtype=np.uint64, buffer=np.ascontiguousarray(wh), strides=(8, 8))
+    acc = windows @ _shingle_powers(k)
+    acc &= _MAX32
+    acc.sort()
+    return acc
+
+
+def _distinct_sorted(sorted_hashes: np.ndarray) -> int:
+    return 1 + int(np.count_nonzero(sorted_hashes[1:] != sorted_hashes[:-1]))
 
 
 def _minhash(hashes: np.ndarray, config: NearDupConfig) -> bytes:
     a, b = _perms(config.num_perm, config.seed)
-    # Multiply-shift hashing: the high 32 bits of (a * x + b) mod 2^64, one (a, b) per permutation.
-    vals = (np.multiply.outer(hashes, a) + b) >> np.uint64(32)
-    return vals.min(axis=0).astype("<u4").tobytes()
+    # Multiply-shift hashing: the high 32 bits of (a * x + b) mod 2^64, one (a, b) per permutation. The
+    # shift is monotone, so it is applied to the num_perm minima rather than to every product.
+    vals = np.multiply.outer(hashes, a)
+    vals += b
+    mins = vals.min(axis=0)
+    mins >>= np.uint64(32)
+    return mins.astype("<u4").tobytes()
+
+
+def _body_numbers(text: str) -> tuple:
+    """16-bit hashes of the first 32 distinct numbers of a normalized text."""
+    if text.isascii():
+        found = _ASCII_NUMBER.findall(text.encode("ascii"))
+        return tuple(zlib.crc32(n) & 0xFFFF for n in list(dict.fromkeys(found))[:32])
+    return tuple(_h16(n) for n in list(dict.fromkeys(_NUMBER.findall(text)))[:32])
 
 
 def _title_features(title: str) -> tuple[tuple, tuple]:
@@ -238,14 +282,13 @@ def fingerprint(article_id: str, body: str, title: Optional[str], event_ms: int,
                 config: NearDupConfig = NearDupConfig()) -> Optional[Fingerprint]:
     """The fingerprint of a story, or None when the body has no words (nothing to compare)."""
     text = normalize(body or "")
-    words = _WORD.findall(text)
-    if not words:
+    wh = _word_hashes(text)
+    if not len(wh):
         return None
-    hashes = _shingle_hashes(words, config.shingle)
-    numbers = tuple(_h16(n) for n in list(dict.fromkeys(_NUMBER.findall(text)))[:32])
+    hashes = _shingle_hashes(wh, config.shingle)
     subject, title_numbers = _title_features(title or "")
-    return Fingerprint(str(article_id), int(event_ms), _minhash(hashes, config), int(len(hashes)), numbers,
-                       subject, title_numbers)
+    return Fingerprint(str(article_id), int(event_ms), _minhash(hashes, config), _distinct_sorted(hashes),
+                       _body_numbers(text), subject, title_numbers)
 
 
 def fingerprint_article(article: Mapping[str, Any], config: NearDupConfig = NearDupConfig()) -> Optional[Fingerprint]:
