@@ -250,6 +250,12 @@ def test_secrets_never_reach_logs_errors_or_help(broker, topic_names, tmp_path):
         assert not leaks, (name, leaks, text[-2000:])
     assert runs["ok run"].returncode == 0 and "read=3 written=3" in runs["ok run"].stdout, runs["ok run"].stderr[-2000:]
     assert runs["ok run"].stderr.count("DEBUG") > 10  # the logs really were at DEBUG
+    # metrics: the same secrets in an in-process run; no counter name or value carries them
+    summary = run_job([a if a != names["group"] else names["group"] + "-metrics" for a in common])
+    shown = repr(summary.counters) + summary.line() + summary.runner
+    print(f"secrets, metrics: {len(summary.counters)} counters, secrets found="
+          f"{sum(n in shown for n in _NEEDLES)}")
+    assert summary.read == 3 and not [n for n in _NEEDLES if n in shown]
     assert runs["config error"].returncode == 2
     assert "--kafka-config" in runs["help"].stdout
 
