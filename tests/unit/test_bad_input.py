@@ -81,6 +81,12 @@ def _single(results):
     return r.value if hasattr(r, "tag") else r  # TaggedOutput -> its value
 
 
+@pytest.fixture(autouse=True)
+def _fresh_watch():
+    """Each test judges only the events of its own armed windows."""
+    WATCH.events.clear()
+
+
 @pytest.fixture(scope="module")
 def nlp_fn():
     from pipeline.errors import ConfigError
