@@ -190,6 +190,9 @@ class DocMentions:
         span = doc[start:end]
         text = span.text
         hit = self.cl.lookup(text)
+        if label == "PERSON" and hit and hit[1] in ("capital", "name"):
+            # a capital or country the model took for a person ("Rabat will host ...")
+            return Mention(start, end, "country", text, text, "GPE", hit[0], None, hit[1])
         if label == "PERSON":
             if self.ag.lookup(text):
                 ag = self.ag.lookup(text)
