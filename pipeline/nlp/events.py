@@ -102,7 +102,8 @@ _PARTICLES = {"to", "in", "on", "for", "with", "upon", "down", "out", "up", "of"
 _FILLER_TAGS = {"DT", "JJ", "JJR", "JJS", "PRP$", "CD", "RB", "VBN", "HYPH", "NN", "NNP", "NNS", "POS", "NNPS", "VBG",
                 "``", "''"}
 #: International actors without a country (actor1 country null).
-_INTL = {"united nations", "un", "u.n.", "nato", "european union", "eu", "imf", "world bank", "g7", "g20", "g-7", "g-20",
+_INTL = {"united nations", "un", "u.n.", "nato", "european union", "eu", "imf", "world bank", "g7", "g20", "g-7",
+         "g-20",
          "international monetary fund", "opcw", "osce", "red cross", "iaea", "who", "wto", "european commission",
          "security council", "un security council", "african union", "asean", "opec", "interpol", "icc",
          "international criminal court", "international court of justice", "council of europe", "the fund",
@@ -302,8 +303,7 @@ def find_events(doc: Any, *, published_at: Any = None, to_raw: Callable[[int, in
             actors, how = _actor1(ctx, ix, sent, i, i + n, trig)
             if actors and _is_content(ctx, sent, i, last_trigger):
                 actors = []
-            if not trig.is_noun or True:
-                last_trigger = (i, trig)
+            last_trigger = (i, trig)
             if actors:
                 actor2 = _actor2(dm, sent, i + n, actors)
                 modality, negated = _modality(doc, sent, i, trig)
