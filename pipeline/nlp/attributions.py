@@ -148,7 +148,8 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
     dm = mentions or DocMentions(doc)
     to_raw = to_raw or (lambda a, b: (a, b))
     res = AttributionResult()
-    co = _Coref(dm)
+    text = doc.text  # Doc.text is rebuilt on every access
+    co = _Coref(dm, text)
     seen: dict[tuple[str, str], dict] = {}
     sents = list(doc.sents)
     sent_of = {}
@@ -187,13 +188,12 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
             char_span = (sp.start_char, min(char_span[1], name_end)) if char_span[0] == sp.start_char else char_span
         a, b = to_raw(*char_span)
         seen[key] = {
-            "source": m.name, "kind": kind, "text": doc.text[char_span[0]:char_span[1]],
+            "source": m.name, "kind": kind, "text": text[char_span[0]:char_span[1]],
             "descriptor": m.descriptor, "cue": cue, "content": content, "sentence": si + sentence_offset,
             "start": a, "end": b, "role": role, "country": m.country,
         }
         res.attributions.append(seen[key])
 
-    text = doc.text
     # datelines and credits ---------------------------------------------------------------------------
     for rx, cue in ((_DATELINE, "dateline"), (_SLASH_DATELINE, "dateline"), (_BARE_DATELINE, "dateline"),
                     (_TRAIL_CREDIT, "dateline"), (_SIGN_OFF, "sign-off")):
@@ -395,6 +395,22 @@ def _initials(name: str) -> str:
     return "".join(w[0] for w in re.findall(r"[A-Za-z][\w'-]*", name) if w[0].isupper())
 
 
+def _personish(dm: DocMentions, m: Mention) -> bool:
+    """An ORG-tagged two- or three-word name that stands in a person's slot ("chief negotiator,
+    Rustem Umerov," / "Rustem Umerov, the chief negotiator,")."""
+    doc = dm.doc
+    words = [t for t in doc[m.start:m.end]]
+    if not 2 <= len(words) <= 3 or any(not t.text[:1].isupper() or not t.is_alpha for t in words):
+        return False
+    if any(t.lower_ in _NOT_PERSON_WORDS or t.lower_ in GOV_WORDS for t in words):
+        return False
+    before = doc[max(0, m.start - 3):m.start].text
+    after = doc[m.end:min(len(doc), m.end + 5)].text
+    return bool(re.search(r",\s*$", before) and _PERSON_ROLES.search(before)) or bool(
+        re.match(r"\s*,\s*(?:the\s+|a\s+|an\s+)?[\w'\u2019 .-]*$", after) and _PERSON_ROLES.search(after))
+
+
+_ACRONYM_PAREN = re.compile(r"\(([A-Z]{2,6})\)")
 _ACRONYM_DEF = re.compile(r"([A-Za-z][\w' -]{3,80}?)\s*\(([A-Z]{2,6})\)")
 
 
@@ -402,8 +418,9 @@ class _Coref:
     """Maps a source mention to its canonical entity: surnames and name variants to the person's full name,
     acronyms to the body they abbreviate, ORG-tagged names in a person's slot to persons."""
 
-    def __init__(self, dm: DocMentions):
+    def __init__(self, dm: DocMentions, text: str | None = None):
         self.dm = dm
+        text = dm.doc.text if text is None else text
         self.persons: list[Mention] = []
         self.surnames: set[str] = set()
         for m in dm.mentions:
@@ -413,7 +430,7 @@ class _Coref:
                     self.surnames.add(words[-1].lower())
                 if len(words) > 1:
                     self.persons.append(m)
-            elif m.kind == "organization" and self._personish(m):
+            elif m.kind == "organization" and _personish(dm, m):
                 self.persons.append(Mention(m.start, m.end, "person", m.name, m.text, m.label, m.country,
                                             m.descriptor))
         self.bodies = [m for m in dm.mentions if m.kind in ("organization", "official_body")
@@ -424,7 +441,11 @@ class _Coref:
             if len(ini) >= 2:
                 self.acronyms.append((ini, m))
         # explicit definitions: "the central bank of Russia (CBR)"
-        for mt in _ACRONYM_DEF.finditer(dm.doc.text):
+        for mt in _ACRONYM_PAREN.finditer(text):
+            before = _ACRONYM_DEF.search(text, max(0, mt.start() - 80), mt.end())
+            if before is None or before.end() != mt.end():
+                continue
+            mt = before
             acr, words = mt.group(2), re.findall(r"[A-Za-z][\w'-]*", mt.group(1))
             content = [w for w in words if w.lower() not in ("of", "the", "and", "for", "on", "in")]
             for n in range(len(acr), len(acr) + 3):
@@ -439,20 +460,6 @@ class _Coref:
                     break
         self._persons_seen: list[tuple[str, str]] = []  # (first name or "", surname) of emitted persons
         self._keys: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def _personish(self, m: Mention) -> bool:
-        """An ORG-tagged two- or three-word name that stands in a person's slot ("chief negotiator,
-        Rustem Umerov," / "Rustem Umerov, the chief negotiator,")."""
-        doc = self.dm.doc
-        words = [t for t in doc[m.start:m.end]]
-        if not 2 <= len(words) <= 3 or any(not t.text[:1].isupper() or not t.is_alpha for t in words):
-            return False
-        if {t.lower_ for t in words} & (_NOT_PERSON_WORDS | set(lexicon_gov_words())):
-            return False
-        before = doc[max(0, m.start - 3):m.start].text
-        after = doc[m.end:min(len(doc), m.end + 5)].text
-        return bool(re.search(r",\s*$", before) and _PERSON_ROLES.search(before)) or bool(
-            re.match(r"\s*,\s*(?:the\s+|a\s+|an\s+)?[\w'\u2019 .-]*$", after) and _PERSON_ROLES.search(after))
 
     def person_in_role(self, m: Mention) -> Mention | None:
         """ "Russia's deputy foreign minister said" where the article names him elsewhere as "Deputy Foreign
@@ -511,7 +518,13 @@ class _Coref:
                     and not {w.lower() for w in words} & _NOT_PERSON_WORDS:
                 # "Volodymyr Zelenskyy" tagged ORG where "Zelenskyy" is a PERSON elsewhere
                 return Mention(m.start, m.end, "person", m.name, m.text, m.label, m.country, m.descriptor)
-        if m.kind == "organization" and self._personish(m):
+        if m.kind == "organization" and m.label != "NP":
+            q = _strip_role(Mention(m.start, m.end, "person", m.name, m.text, m.label, m.country))
+            rest = q.name.split()
+            if q.name != m.name and 2 <= len(rest) <= 3 and all(w[:1].isupper() and w.isalpha() for w in rest) \
+                    and not {w.lower() for w in rest} & (_NOT_PERSON_WORDS | GOV_WORDS):
+                return q  # "Regional Governor Pavel Orlov" tagged ORG
+        if m.kind == "organization" and _personish(self.dm, m):
             return Mention(m.start, m.end, "person", m.name, m.text, m.label, m.country, m.descriptor)
         if len(words) == 1 and words[0].isupper() and len(words[0]) >= 2:
             for ini, b in self.acronyms:
@@ -723,6 +736,11 @@ def _mention_after(dm: DocMentions, j: int, end: int, *, allow_np: bool = False)
         m = dm.at(k)
         if m is not None:
             nx = m.end + 1 if m.end < end and doc[m.end].tag_ == "POS" else m.end
+            owned = dm.at(nx) if nx > m.end and nx < end else None
+            if m.kind == "country" and owned is not None and owned.kind == "official_body":
+                # "Russia's defence ministry" where the ministry is an entity of its own
+                txt = doc[m.start:owned.end].text
+                return Mention(m.start, owned.end, "official_body", txt, txt, "NP", m.country, None, m.country_kind)
             if m.kind in ("organization", "official_body", "country") and nx < end \
                     and doc[nx].tag_ in ("NN", "NNS", "NNP", "NNPS", "JJ") and dm.at(nx) is None:
                 # "the UN refugee agency", "Russia's defence ministry": the whole noun phrase
@@ -867,6 +885,7 @@ def _subject_before(dm: DocMentions, bound: int, i: int, co: _Coref | None = Non
     doc = dm.doc
     j = i - 1
     hops = 0
+    antecedent = False
     while j >= bound and hops < 8:
         t = doc[j]
         if t.lower_ in _SKIP_BEFORE_CUE or t.tag_ in ("RB", "MD") or t.ent_type_ in ("DATE", "TIME"):
@@ -893,13 +912,14 @@ def _subject_before(dm: DocMentions, bound: int, i: int, co: _Coref | None = Non
                 return []
             j = k
             hops += 1
+            antecedent = True
             # the antecedent: evaluated below
         elif t.text in _DELIMS and t.text not in ("(", ")"):
             hops += 1
             k = _segment_open(doc, bound, j)
             named = dm.at(j - 1) if j - 1 >= bound else None
             if named is not None and named.kind in ("person", "organization") and (
-                    named.kind == "person" or _Coref(dm)._personish(named)):
+                    named.kind == "person" or _personish(dm, named)):
                 if k is None or named.start <= k + 3:
                     # "The Kremlin spokesperson, Dmitry Peskov, said" / "Kim Ji-san, analyst at ... said"
                     if k is not None and named.kind == "person" and not named.descriptor:
@@ -940,7 +960,7 @@ def _subject_before(dm: DocMentions, bound: int, i: int, co: _Coref | None = Non
                 return []
         if m is None or m.kind == "group":
             return []
-        p = _pp_object(dm, bound, m)
+        p = None if antecedent else _pp_object(dm, bound, m)
         if p is not None and doc[p].lower_ in ("by", "from") and p - 1 >= bound and (
                 doc[p - 1].lower_ in _STUDY_NOUNS or doc[p - 1].lower_ in ("story", "article", "dispatch")):
             return [m]  # "a report by X said", "This report by The Canadian Press was first published"
@@ -1045,9 +1065,13 @@ def _participle_subject(dm: DocMentions, bound: int, i: int) -> list[Mention]:
     if j < bound:
         return []
     m = dm.at(j)
-    if m is not None and m.start - 1 >= bound and doc[m.start - 1].lower_ == "with" \
-            and m.kind in ("person", "organization", "official_body", "country"):
-        return [m]  # "with Ukrainian president Volodymyr Zelensky vowing to ..."
+    if m is not None and m.kind in ("person", "organization", "official_body", "country"):
+        k = m.start - 1
+        while k >= bound and k > m.start - 5 and (doc[k].lower_ in _TITLE_WORDS or _PERSON_ROLES.fullmatch(
+                doc[k].text) or doc[k].ent_type_ in ("NORP", "GPE") or doc[k].tag_ == "POS"):
+            k -= 1
+        if k >= bound and doc[k].lower_ == "with":
+            return [m]  # "with Ukrainian president Volodymyr Zelensky vowing to ..."
     if doc[j].text != "," and doc[j].lower_ != "by":
         return []
     return _clause_subject(dm, bound, j)

@@ -126,3 +126,95 @@ def test_reuters21578_sign_off_and_tass(nlp, shared):
 def test_sentence_sources_feed_events(nlp):
     res = find_attributions(nlp("Peace talks resumed on Monday, the Kremlin said."))
     assert res.source_for(0, 0) == "Kremlin"
+
+
+# -- person / official sources: relations written for these tests ------------------------------------------
+
+def _people(attrs):
+    return {a["source"]: a for a in attrs if a["kind"] != "news_agency"}
+
+
+@pytest.mark.parametrize("text, source, kind", [
+    # participle: the subject of the clause it hangs on
+    ("Kyiv rejected the terms on Monday, saying the front line must be frozen first.", "Kyiv", "official_body"),
+    # event-like verbs with a that-clause are attributions
+    ("The Defence Ministry warned that more strikes were likely before winter.", "Defence Ministry",
+     "official_body"),
+    # a chain of appositives before the cue: the name at its head speaks
+    ("Marta Kowalczyk, chief executive of Baltic Freight, the region's largest haulier, said demand had "
+     "collapsed.", "Marta Kowalczyk", "person"),
+    # a dash-delimited relative clause
+    ("Foreign Minister Jonas Berg -- who did not attend the summit -- said the talks had stalled.", "Jonas Berg",
+     "person"),
+    # a relative clause after the name
+    ("The plan was welcomed by Anna Petrova, who said it would save lives.", "Anna Petrova", "person"),
+    # inverted, with titles before the name
+    ('"We are not giving up," said Regional Governor Pavel Orlov.', "Pavel Orlov", "person"),
+    # with X + participle
+    ("Talks ended early, with Prime Minister Elena Varga vowing to return next month.", "Elena Varga", "person"),
+])
+def test_person_and_official_relations(nlp, text, source, kind):
+    got = _people(_attrs(nlp, text))
+    assert source in got, got
+    assert got[source]["kind"] == kind
+    assert got[source]["role"] == "speaker"
+
+
+def test_survey_author_is_the_source(nlp):
+    got = _people(_attrs(nlp, "A survey by the European Business Association showed that half of the firms had "
+                              "cut output."))
+    assert any("European Business Association" in s for s in got), got
+
+
+def test_agency_citing_a_body(nlp):
+    got = _by_source(_attrs(nlp, "Two sailors died, the state-owned RIA news agency cited Russia's defence "
+                                 "ministry."))
+    assert got["RIA Novosti"]["role"] == "channel"
+    body = [a for a in got.values() if a["kind"] == "official_body"]
+    assert body and "defence ministry" in body[0]["source"].lower()
+
+
+@pytest.mark.parametrize("text", [
+    "Norway pledged 450 million euros to the fund.",                    # event verb, no reported content
+    "Russia claims the whole region as its own territory.",
+    "The driver was cited for obstructing traffic.",                    # passive
+    "Passengers at Central Station said the rules were confusing.",     # the station is a place, not a speaker
+    "It was a proposal that Russia has flatly rejected.",               # stance verb without an object
+    "The Justice Ministry added his name to the register.",             # 'added' with an object
+    "Israel declared statehood in 1948.",
+    "Oleg Novikov reported from Kyiv.",                                 # a byline
+    "The analyst believes prices will rise.",                           # opinion, not attribution
+])
+def test_event_verbs_and_look_alikes_are_not_sources(nlp, text):
+    assert _people(_attrs(nlp, text)) == {}
+
+
+def test_pp_object_is_not_the_speaker(nlp):
+    got = _people(_attrs(nlp, "Russia's point man for relations with the United States said all conditions "
+                              "must be met."))
+    assert not any("United States" in s for s in got), got
+
+
+def test_organization_inside_an_appositive_is_not_a_source(nlp):
+    got = _people(_attrs(nlp, "Lee Min-ho, an analyst at Hanil Securities, said the deal made sense."))
+    assert not any("Hanil" in s for s in got), got
+
+
+def test_reported_clause_subject_is_content(nlp):
+    got = _people(_attrs(nlp, "Maria Ostrova said Moscow had rejected the protest."))
+    assert "Moscow" not in got and "Maria Ostrova" in got
+
+
+def test_one_entry_per_person_across_forms(nlp):
+    text = ("Mayor Dmytro Horodetskyy said the bridge would reopen in May. Horodetsky told reporters that repairs "
+            "had cost more than planned. He said the city would ask for help.")
+    people = [a for a in _attrs(nlp, text) if a["kind"] == "person"]
+    assert len(people) == 1 and people[0]["source"] == "Dmytro Horodetskyy", people
+    assert people[0]["descriptor"] == "Mayor"
+
+
+def test_unnamed_role_joins_the_named_holder(nlp):
+    text = ("Moscow has not received a serious offer, Russia's deputy foreign minister said on Monday. "
+            "Deputy Foreign Minister Pavel Orlov told reporters that talks could resume in March.")
+    got = _people(_attrs(nlp, text))
+    assert list(got) == ["Pavel Orlov"], got
