@@ -17,8 +17,20 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+def _package_dirs() -> set:
+    """Where the installed package and its data live (an editable install may map them elsewhere)."""
+    import importlib.util
+
+    dirs = set()
+    for name in ("pipeline", "pipeline._schemas"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None:
+            dirs.update(spec.submodule_search_locations or [])
+    return dirs
+
+
 _ALLOWED_ROOTS = tuple(str(Path(p).resolve()) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix, REPO,
-                                                         tempfile.gettempdir()}) + ("/dev/", "/proc/")
+                                                         tempfile.gettempdir(), *_package_dirs()}) + ("/dev/", "/proc/")
 _CODE_EVENTS = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork",
                 "pickle.find_class", "ctypes.dlopen", "webbrowser.open", "urllib.Request"}
 
