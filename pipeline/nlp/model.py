@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from typing import Any, Iterable, Iterator
 
 from pipeline.errors import ConfigError
@@ -73,6 +74,23 @@ def load_model(name: str | None = None, *, max_length: int | None = None) -> Any
     _LOGGER.info("loaded spaCy model %s %s with %s", nlp.meta.get("name"), nlp.meta.get("version"),
                  nlp.pipe_names)
     return nlp
+
+
+_SHARED: dict = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_model(name: str | None = None) -> Any:
+    """The model for ``name``, loaded once per worker process and shared by every DoFn instance in it.
+
+    Runners create new DoFn instances per stage, per thread and (on the local runner's unbounded mode)
+    per round; the model is read-only after loading, so one copy per process is enough.
+    """
+    with _SHARED_LOCK:
+        nlp = _SHARED.get(name)
+        if nlp is None:
+            nlp = _SHARED[name] = load_model(name)
+        return nlp
 
 
 def split_long_text(text: str, max_length: int) -> list[tuple[int, str]]:

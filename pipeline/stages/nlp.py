@@ -51,9 +51,9 @@ class _ExtractFactsFn(beam.DoFn):
         self._events = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "events")
 
     def setup(self) -> None:
-        from pipeline.nlp.model import load_model
+        from pipeline.nlp.model import shared_model
 
-        self._nlp = load_model(self._model_name)
+        self._nlp = shared_model(self._model_name)
 
     def process(self, batch: list[Article]) -> Iterable:
         self._in.inc(len(batch))

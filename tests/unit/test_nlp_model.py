@@ -74,3 +74,9 @@ def test_prepare_text_unwraps_without_moving_offsets():
     assert "aimed at perfecting" in out and "\n    Tass said" in out
     plain = "Short line.\nAnother.\n"
     assert prepare_text(plain) == plain
+
+
+def test_shared_model_is_loaded_once_per_process():
+    from pipeline.nlp.model import shared_model
+
+    assert shared_model(None) is shared_model(None)
