@@ -268,8 +268,7 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
                     emit(m, low, "speaker", si, _content(sent, i), at=i)
                 continue
             if low in _PARTICIPLE_ONLY and low not in CUE_VERBS:
-                if i - 1 >= bound and any(doc[q].lower_ in _SPEECH_CUES and doc[q].tag_.startswith("VB")
-                                          for q in range(bound, i - 1)):
+                if _after_speech_cue(doc, bound, i):
                     continue
                 for r in _participle_subject(dm, bound, i):
                     emit(_resolve(dm, r, last_person, last_body), low, "speaker", si, _content(sent, i), at=i)
@@ -302,8 +301,7 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
             inverted = _inverted(doc, bound, i)
             complement = low not in _COMPLEMENT_CUES or inverted or _reported_complement(doc, i, sent.end, low)
             media_verb = low in _MEDIA_ONLY_CUES or low in ("reported", "reports")
-            if low in _PARTICIPLE_CUES and i - 1 >= bound and any(
-                    doc[q].lower_ in _SPEECH_CUES and doc[q].tag_.startswith("VB") for q in range(bound, i - 1)):
+            if low in _PARTICIPLE_CUES and _after_speech_cue(doc, bound, i):
                 continue  # "..., the air force said, adding that ...": the speaker of that cue, already found
             if low in _PARTICIPLE_CUES:
                 subjects = _participle_subject(dm, bound, i)
@@ -627,6 +625,14 @@ def _study_author_before(dm: DocMentions, bound: int, i: int) -> list[Mention]:
     return []
 
 
+def _after_speech_cue(doc: Any, bound: int, i: int) -> bool:
+    """Whether the last finite verb before the participle at ``i`` is a speech cue ("X said, adding ...")."""
+    for q in range(i - 1, bound - 1, -1):
+        if doc[q].tag_ in ("VBD", "VBZ", "VBP"):
+            return doc[q].lower_ in _SPEECH_CUES or doc[q].lower_ in ("added", "adds")
+    return False
+
+
 def _embedded(doc: Any, bound: int, start: int) -> bool:
     """Whether the clause starting at ``start`` is the content of an earlier speech cue of the sentence
     ("Peskov said [Moscow had rejected ...]")."""
@@ -945,7 +951,8 @@ def _subject_before(dm: DocMentions, bound: int, i: int, co: _Coref | None = Non
             return [Mention(j, j + 1, _PRONOUNS[t.lower_], t.text, t.text, "PRON")]
         m = dm.at(j)
         if m is None and t.tag_ in ("NN", "NNS", "NNP", "NNPS"):
-            m = dm.affiliated_np(j) or _bare_name(dm, bound, j) or _government(doc, bound, j)
+            m = dm.affiliated_np(j) or _bare_name(dm, bound, j) or _government(doc, bound, j) \
+                or _body_with_pp(dm, bound, j) or _unrecognized_org(dm, bound, j)
             if m is None and co is not None and t.tag_ == "NNP" and t.is_title and (
                     j == bound or doc[j - 1].is_punct or doc[j - 1].tag_ in ("DT", "CC")):
                 p = co.person_for(t.text)  # "Zelenskiy told Reuters": a known surname the tagger missed here
@@ -999,6 +1006,53 @@ def _government(doc: Any, bound: int, j: int) -> Mention | None:
         return None
     text = doc[j - 1:j + 1].text
     return Mention(j - 1, j + 1, "official_body", text, text, "NP")
+
+
+_ORG_HEADS = {"organisation", "organization", "institute", "association", "council", "committee", "agency",
+              "bureau", "office", "commission", "court", "fund", "union", "foundation", "centre", "center",
+              "federation", "society", "board", "authority", "secretariat", "programme", "program", "mission",
+              "observatory", "group", "network", "watch", "alliance", "coalition", "league", "assembly"}
+
+
+def _unrecognized_org(dm: DocMentions, bound: int, j: int) -> Mention | None:
+    """A proper-name organization the entity recognizer missed, opening the clause: "The Organisation for the
+    Prohibition of Chemical Weapons has found that ..."."""
+    doc = dm.doc
+    if doc[j].tag_ not in ("NNP", "NNPS"):
+        return None
+    k = j
+    while k - 1 >= bound and j - k < 10 and (doc[k - 1].tag_ in ("NNP", "NNPS") or doc[k - 1].lower_ in (
+            "of", "for", "the", "and", "on")) and dm.at(k - 1) is None:
+        k -= 1
+    while k < j and doc[k].lower_ in ("of", "for", "and", "on"):
+        k += 1
+    if doc[k].lower_ == "the":
+        k += 1
+    if k > bound and not (doc[k - 1].lower_ in ("the", "The") and (k - 1 == bound or doc[k - 2].is_punct
+                                                                   or doc[k - 2].is_space)) \
+            and not (doc[k - 1].is_punct or doc[k - 1].is_space):
+        return None
+    words = doc[k:j + 1]
+    if len(words) < 2 or not words[0].is_title or not any(t.lower_ in _ORG_HEADS for t in words):
+        return None
+    kind = "official_body" if any(t.lower_ in GOV_WORDS for t in words) else "organization"
+    return Mention(k, j + 1, kind, words.text, words.text, "NP")
+
+
+def _body_with_pp(dm: DocMentions, bound: int, j: int) -> Mention | None:
+    """ "Moldova's bureau for reintegration policies said": a body whose name goes on in a prepositional
+    phrase of common nouns."""
+    doc = dm.doc
+    k = j
+    while k - 1 >= bound and j - k < 5 and doc[k - 1].tag_ in ("NN", "NNS", "JJ", "DT"):
+        k -= 1
+    if k - 2 < bound or doc[k - 1].lower_ not in ("for", "of", "on") or k > j:
+        return None
+    aff = dm.affiliated_np(k - 2)
+    if aff is None or aff.kind != "official_body":
+        return None
+    text = doc[aff.start:j + 1].text
+    return Mention(aff.start, j + 1, "official_body", text, text, "NP", aff.country, None, aff.country_kind)
 
 
 def _bare_name(dm: DocMentions, bound: int, j: int) -> Mention | None:
