@@ -218,3 +218,34 @@ def test_unnamed_role_joins_the_named_holder(nlp):
             "Deputy Foreign Minister Pavel Orlov told reporters that talks could resume in March.")
     got = _people(_attrs(nlp, text))
     assert list(got) == ["Pavel Orlov"], got
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("In a separate statement, Estonia's bureau for border policies said the crossing would stay shut.",
+     "bureau for border policies"),
+    ("The Organisation for the Protection of Migratory Birds has found that numbers fell by a third.",
+     "Organisation for the Protection of Migratory Birds"),
+    ("The war has not broken us, the president said on Tuesday, as the Kremlin marked the date by vowing to "
+     "fight on.", "Kremlin"),
+])
+def test_bodies_the_tagger_misses_or_splits(nlp, text, needle):
+    got = _people(_attrs(nlp, text))
+    assert any(needle in s for s in got), got
+
+
+@pytest.mark.parametrize("text", [
+    "22:15 Ukraine Announces New Pension Rules 22:11 Farmers Protest In Warsaw 21:58 Markets Steady",
+    "More stories * Minister says budget will pass * Storm hits the coast * Rail strike called off",
+])
+def test_link_lists_are_not_attributions(nlp, text):
+    assert _people(_attrs(nlp, text)) == {}
+
+
+def test_person_offsets_are_raw_after_a_cut(nlp):
+    raw = "Subscribe to our newsletter!\nMarta Kowalczyk, chief executive of Baltic Freight, said demand fell."
+    cut = [(0, raw.index("\n") + 1)]
+    attrs, _events, _ents = extract(nlp(prepare_text(cut_spans(raw, cut))), offset_map=OffsetMap(cut))
+    person = next(a for a in attrs if a["kind"] == "person")
+    assert raw[person["start"]:person["end"]] == person["text"] == "Marta Kowalczyk"
+    assert set(person) == {"source", "kind", "text", "descriptor", "cue", "content", "sentence", "start", "end",
+                           "role", "country"}
