@@ -249,3 +249,21 @@ def test_person_offsets_are_raw_after_a_cut(nlp):
     assert raw[person["start"]:person["end"]] == person["text"] == "Marta Kowalczyk"
     assert set(person) == {"source", "kind", "text", "descriptor", "cue", "content", "sentence", "start", "end",
                            "role", "country"}
+
+
+@pytest.mark.parametrize("text", [
+    "Sources familiar with the matter said the deal was close.",
+    "Residents said the shelling lasted all night.",
+    "Witnesses said the convoy turned back.",
+    "Analysts said prices could rise further.",
+    "Peskov's comments drew sharp criticism in Kyiv.",
+])
+def test_unaffiliated_groups_and_possessives_are_not_sources(nlp, text):
+    assert _people(_attrs(nlp, text)) == {}
+
+
+def test_quote_and_pronoun_join_the_speaker(nlp):
+    text = ('Mayor Anna Lindqvist said the bridge would reopen in May. "We will rebuild it," she said. '
+            'Lindqvist added that the cost was not yet known.')
+    people = [a for a in _attrs(nlp, text) if a["kind"] == "person"]
+    assert [p["source"] for p in people] == ["Anna Lindqvist"]
