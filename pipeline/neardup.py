@@ -16,9 +16,14 @@ Architecture:
    must agree, and, for bodies too short to identify a story on their own (dividend notices, price
    lines, grain tables), headlines that name the same subject and no conflicting headline numbers.
    Both stories must lie within the horizon (default 7 days of event time).
-4. :class:`NearDuplicateIndex` is the sequential, in-memory reference: it keeps fingerprints per band
+4. :func:`combine` makes one verdict from the verified matches: the most similar is ``duplicate_of``,
+   the earliest is ``story_id`` (direct matches only: a story never chains across weeks of a recurring
+   formula, and a verdict depends on fingerprints alone, which a Beam pipeline can decide without a loop).
+5. :class:`NearDuplicateIndex` is the sequential, in-memory reference: it keeps fingerprints per band
    key, evicts by horizon, caps each band key at a budget, and compares a story only with stored stories
-   that precede it in (event time, article id) order. The Beam stage does the same per band key.
+   that precede it in (event time, article id) order. The Beam stage reaches the same verdicts with each
+   fingerprint stored once, at the article's home key, and 16-byte entries per band key
+   (``tests/unit/test_neardup_state.py`` checks both).
 
 Why MinHash and not SimHash: edited copies in the labels share as little as 27-40 % of their shingles
 (containment 0.67-0.89). A 64-bit SimHash of such pairs sits 15-25 bits apart, inside the noise of
@@ -52,9 +57,13 @@ __all__ = [
     "fingerprint",
     "fingerprint_article",
     "band_keys",
+    "band_hashes",
     "estimate_jaccard",
     "similarity",
     "verify",
+    "match",
+    "verified_matches",
+    "combine",
 ]
 
 DAY_MS = 24 * 3600 * 1000
@@ -175,13 +184,11 @@ class Fingerprint(NamedTuple):
 
 
 class Match(NamedTuple):
-    """A verified earlier copy: its id, event time, similarity, and the story it belongs to."""
+    """A verified earlier copy: its id, event time and similarity."""
 
     article_id: str
     event_ms: int
     similarity: float
-    story_id: str
-    story_ms: int
 
 
 class Verdict(NamedTuple):
@@ -223,7 +230,7 @@ def _shingle_powers(k: int) -> np.ndarray:
 
 
 def _word_hashes(text: str) -> np.ndarray:
-    """crc32 of each ``\w+`` word of a normalized text, in order (uint64)."""
+    """crc32 of each word (``\\w+``) of a normalized text, in order (uint64)."""
     if text.isascii():
         words = text.encode("ascii").translate(_ASCII_WORD_TABLE).split()
         return np.fromiter(map(zlib.crc32, words), dtype=np.uint64, count=len(words))
@@ -303,10 +310,25 @@ def band_keys(signature: bytes, config: NearDupConfig = NearDupConfig()) -> list
     return [f"{b}:{signature[4 * b * r:4 * (b + 1) * r].hex()}" for b in range(config.bands)]
 
 
-def _raw_band_keys(signature: bytes, config: NearDupConfig) -> list[bytes]:
-    # The same keys as band_keys, as compact bytes (band number + its rows) for in-memory buckets.
-    r = config.rows
-    return [bytes((b,)) + signature[4 * b * r:4 * (b + 1) * r] for b in range(config.bands)]
+_SPLITMIX_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    x = x + _SPLITMIX_GAMMA
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def band_hashes(signature: bytes, config: NearDupConfig = NearDupConfig()) -> np.ndarray:
+    """The band keys of a signature as 64-bit hashes (uint64 array, one per band): equal band keys give
+    equal hashes; distinct ones collide with probability 2^-64 (a collision only adds a candidate)."""
+    rows = np.frombuffer(signature, dtype="<u4", count=config.bands * config.rows).astype(np.uint64)
+    rows = rows.reshape(config.bands, config.rows)
+    h = _splitmix64(np.arange(config.bands, dtype=np.uint64))
+    for j in range(config.rows):
+        h = _splitmix64(h ^ rows[:, j])
+    return h
 
 
 def estimate_jaccard(a: bytes, b: bytes) -> float:
@@ -366,38 +388,44 @@ def verify(earlier: Fingerprint, later: Fingerprint, config: NearDupConfig = Nea
     return sim
 
 
-def best_match(candidate: Fingerprint, stored: Iterable[Fingerprint], config: NearDupConfig,
-               roots: Optional[Mapping[str, tuple[int, str]]] = None) -> Optional[Match]:
-    """The verified match among ``stored`` stories that precede ``candidate`` in (event time, id) order.
+def match(earlier: Fingerprint, later: Fingerprint, config: NearDupConfig = NearDupConfig()) -> Optional[Match]:
+    """``earlier`` as a verified earlier copy of ``later``, or None.
 
-    The chosen match is the one with the highest similarity, ties to the earlier; its story is taken
-    from ``roots`` (article id -> (event ms, story id)), else the match itself.
+    None also when ``earlier`` does not precede ``later`` in (event time, id) order, or is an earlier
+    version of the same article (an update is not a copy of itself).
     """
-    best: Optional[Match] = None
-    order = candidate.order
+    if earlier.order >= later.order or earlier.article_id == later.article_id:
+        return None
+    sim = verify(earlier, later, config)
+    return None if sim is None else Match(earlier.article_id, earlier.event_ms, round(sim, 6))
+
+
+def verified_matches(candidate: Fingerprint, stored: Iterable[Fingerprint],
+                     config: NearDupConfig = NearDupConfig()) -> list[Match]:
+    """Every verified earlier copy of ``candidate`` among ``stored`` (see :func:`match`)."""
+    out = []
     for s in stored:
-        if s.order >= order or s.article_id == candidate.article_id:
-            continue  # later stories, and earlier versions of the same article (an update is not a copy)
-        sim = verify(s, candidate, config)
-        if sim is None:
-            continue
-        story_ms, story = (roots or {}).get(s.article_id, (s.event_ms, s.article_id))
-        m = Match(s.article_id, s.event_ms, round(sim, 6), story, story_ms)
-        if best is None or (-m.similarity, m.event_ms, m.article_id) < (-best.similarity, best.event_ms,
-                                                                        best.article_id):
-            best = m
-    return best
+        m = match(s, candidate, config)
+        if m is not None:
+            out.append(m)
+    return out
 
 
 def combine(article_id: str, matches: Iterable[Optional[Match]]) -> Verdict:
-    """One verdict from per-band matches: the best match is ``duplicate_of``; the story is the earliest
-    story any match belongs to."""
+    """One verdict from verified matches (None entries are ignored).
+
+    ``duplicate_of`` is the most similar match (ties to the earlier in (event time, id) order);
+    ``story_id`` is the earliest match, or the article itself when there is none. The story is taken
+    from the direct matches only, not followed through their own stories: every match lies within the
+    horizon before the article, so a story never chains across weeks of a recurring formula, and each
+    verdict depends only on fingerprints, which is what lets the Beam stage decide it without a loop.
+    """
     ms = [m for m in matches if m is not None]
     if not ms:
         return Verdict(None, None, article_id)
     best = min(ms, key=lambda m: (-m.similarity, m.event_ms, m.article_id))
-    story = min(ms, key=lambda m: (m.story_ms, m.story_id))
-    return Verdict(best.article_id, best.similarity, story.story_id)
+    first = min(ms, key=lambda m: (m.event_ms, m.article_id))
+    return Verdict(best.article_id, best.similarity, first.article_id)
 
 
 class NearDuplicateIndex:
@@ -412,9 +440,9 @@ class NearDuplicateIndex:
 
     def __init__(self, config: NearDupConfig = NearDupConfig()):
         self.config = config
-        self._buckets: dict[bytes, list[tuple[tuple[int, str], Fingerprint]]] = {}
+        # one dict per band: the band's rows (bytes) -> {article id: fingerprint}
+        self._bands: list[dict[bytes, dict[str, Fingerprint]]] = [{} for _ in range(config.bands)]
         self._entries: dict[str, tuple[Fingerprint, list[bytes]]] = {}
-        self._roots: dict[str, tuple[int, str]] = {}
         self._newest = None
         self._expiry: list[tuple[int, str]] = []
 
@@ -422,42 +450,49 @@ class NearDuplicateIndex:
         return len(self._entries)
 
     def bucket_sizes(self) -> list[int]:
-        return [len(b) for b in self._buckets.values()]
+        return [len(b) for band in self._bands for b in band.values()]
 
-    def query(self, fp: Fingerprint) -> Verdict:
+    def _rows(self, fp: Fingerprint) -> list[bytes]:
+        w = 4 * self.config.rows
+        sig = fp.signature
+        return [sig[i:i + w] for i in range(0, w * self.config.bands, w)]
+
+    def query(self, fp: Fingerprint, rows: Optional[list[bytes]] = None) -> Verdict:
         """The verdict for ``fp`` against stored, preceding stories (does not store it)."""
         seen: dict[str, Fingerprint] = {}
-        for key in _raw_band_keys(fp.signature, self.config):
-            for _, s in self._buckets.get(key, ()):
-                seen[s.article_id] = s
-        m = best_match(fp, seen.values(), self.config, self._roots)
-        return combine(fp.article_id, [m])
+        for band, key in zip(self._bands, rows if rows is not None else self._rows(fp)):
+            bucket = band.get(key)
+            if bucket:
+                seen.update(bucket)
+        return combine(fp.article_id, verified_matches(fp, seen.values(), self.config))
 
-    def add(self, fp: Fingerprint, story_id: Optional[str] = None) -> None:
-        """Store ``fp`` (with the story it belongs to) under its band keys, respecting the budget."""
+    def add(self, fp: Fingerprint, rows: Optional[list[bytes]] = None) -> None:
+        """Store ``fp`` under its band keys, respecting the budget."""
         if fp.article_id in self._entries:
             return
-        keys = _raw_band_keys(fp.signature, self.config)
-        item = (fp.order, fp)
-        for key in keys:
-            bucket = self._buckets.setdefault(key, [])
-            bucket.append(item)
-            if len(bucket) > self.config.band_budget:
-                bucket.sort(key=lambda x: x[0])
-                dropped = bucket.pop(0)[1]
-                self._forget_key(dropped.article_id, key)
-        self._entries[fp.article_id] = (fp, keys)
-        root = self._roots.get(story_id) if story_id else None
-        self._roots[fp.article_id] = root if root else (fp.event_ms, story_id or fp.article_id)
-        heapq.heappush(self._expiry, (fp.event_ms, fp.article_id))
+        rows = rows if rows is not None else self._rows(fp)
+        budget = self.config.band_budget
+        aid = fp.article_id
+        for band, key in zip(self._bands, rows):
+            bucket = band.get(key)
+            if bucket is None:
+                band[key] = {aid: fp}
+                continue
+            bucket[aid] = fp
+            if len(bucket) > budget:
+                oldest = min(bucket.values(), key=lambda f: f.order)
+                del bucket[oldest.article_id]
+        self._entries[aid] = (fp, rows)
+        heapq.heappush(self._expiry, (fp.event_ms, aid))
         if self._newest is None or fp.event_ms > self._newest:
             self._newest = fp.event_ms
         self.evict(self._newest)
 
     def process(self, fp: Fingerprint) -> Verdict:
         """``query`` then ``add``: the verdict of one story in a stream replayed in (event time, id) order."""
-        v = self.query(fp)
-        self.add(fp, v.story_id)
+        rows = self._rows(fp)
+        v = self.query(fp, rows)
+        self.add(fp, rows)
         return v
 
     def evict(self, now_ms: int) -> int:
@@ -467,27 +502,20 @@ class NearDuplicateIndex:
         while self._expiry and self._expiry[0][0] < limit:
             _, aid = heapq.heappop(self._expiry)
             entry = self._entries.pop(aid, None)
-            self._roots.pop(aid, None)
             if entry is None:
                 continue
             n += 1
-            for key in entry[1]:
-                bucket = self._buckets.get(key)
-                if bucket is not None:
-                    bucket[:] = [x for x in bucket if x[1].article_id != aid]
-                    if not bucket:
-                        del self._buckets[key]
+            for band, key in zip(self._bands, entry[1]):
+                bucket = band.get(key)
+                if bucket is not None and bucket.pop(aid, None) is not None and not bucket:
+                    del band[key]
         return n
-
-    def _forget_key(self, aid: str, key: bytes) -> None:
-        entry = self._entries.get(aid)
-        if entry is not None and key in entry[1]:
-            entry[1].remove(key)
 
     def state_bytes(self) -> int:
         """Serialized size of what the index keeps: each fingerprint once (:meth:`Fingerprint.to_bytes`),
-        plus per band key the key and an 8-byte reference per member."""
+        plus per band key the key (band number + its rows) and an 8-byte reference per member."""
         total = sum(len(fp.to_bytes()) for fp, _ in self._entries.values())
-        for key, bucket in self._buckets.items():
-            total += len(key) + 8 * len(bucket)  # the key once, an 8-byte reference per member
+        for band in self._bands:
+            for key, bucket in band.items():
+                total += 1 + len(key) + 8 * len(bucket)
         return total

@@ -1,61 +1,97 @@
-"""Near-duplicate detection as a Beam stage: LSH band keys as keys of stateful DoFns.
+"""Near-duplicate detection as a Beam stage: compact LSH band entries, each fingerprint kept once at home.
 
 Usage::
 
     res = articles | "NearDuplicates" >> NearDuplicates(threshold=0.5, horizon_seconds=7 * 86400)
     res["articles"], res["duplicates"], res["dead_letters"]
 
-Architecture (the pure logic is :mod:`pipeline.neardup`)::
+Architecture (the pure logic is :mod:`pipeline.neardup`; each arrow is a shuffle to the key in brackets)::
 
-    Article ──Fingerprint──┬─> (article_id, _Part article + how many band replies to expect) ──┐
-                           └─> (band key, fingerprint bytes) × bands                            │
-                                   │ CompareInBand: stateful per band key                       │
-                                   └─> (article_id, _Part band reply: best match or none) ─────┤
-                                                            AssembleVerdict: stateful per article_id
-                                                            counts replies, then emits the article
+    Article
+      └─ Fingerprint ─┬─> [join key] the article ───────────────────────────────────────────────────┐
+                      ├─> [home]     its fingerprint, kept for one horizon ─────────┐               │
+                      ├─> [join key] its fp, bands to expect ───────┐               │               │
+                      └─> [shard]    a 16-byte entry per band       │               │               │
+            CandidatesInBand (per shard of band keys)               │               │               │
+              └─> [join key] per band: the earlier entries ─────────┤               │               │
+                  that share its band key                           │               │               │
+                                        CollectCandidates (per join key)            │               │
+                                          ├─> [each candidate's home] the fp ───────┤               │
+                                          └─> [join key] replies to expect ─────────┼───────────────┤
+                                                          VerifyAtHome (per home key)               │
+                                                            └─> [join key] match or none ───────────┤
+                                                                      AssembleVerdict (per join key)
 
-* ``CompareInBand`` buffers fingerprints and, when the watermark passes their element timestamp (an
-  event-time timer), processes the buffered ones in (event time, article id) order: each is compared
-  only with stored fingerprints that precede it in that order and lie within the horizon, then stored.
-  Stored fingerprints are evicted by the horizon (pruned on every firing, cleared by a timer when the
-  key goes idle) and capped at ``band_budget`` per key, so a hot band (a formula such as dividend
-  notices) cannot grow without bound.
-* ``AssembleVerdict`` is a counting join: the article arrives with the number of band replies to
-  expect; when all have arrived it picks the best match (highest similarity, then earliest) as
-  ``duplicate_of`` and the earliest story any match belongs to as ``story_id``. It needs no window, so
-  it works the same in batch and unbounded runs.
+* ``Fingerprint`` computes the article's fingerprint and its band keys (64-bit hashes). Each band key
+  goes, as a 16-byte entry (band hash low 32 bits, home, event ms), to one of ``band_shards`` shard keys
+  (high bits of the band hash); the fingerprint goes once to the article's *home* key (a 32-bit digest
+  of the join key) and once to the per-article collector; the article goes to the verdict join.
+* ``CandidatesInBand`` buffers entries and, when the watermark passes their element timestamp (an
+  event-time timer per shard), releases them: the candidates of a released entry are the entries with
+  the same band hash, stored or released with it, whose event time is not later and within the horizon
+  (at most the latest ``band_budget``, in (event time, home) order); then the released entries are
+  stored. State per shard: the entries of one horizon, 16 bytes each, in a bag of packed blobs (rewritten
+  without the expired ones when they reach an eighth, and trimmed to the budget when a band key holds a
+  quarter more). Sharding spreads the per-key costs (key, timers) over many entries, where a key per
+  band key would pay them for each article: most band keys are held by one article only.
+* ``CollectCandidates`` (per join key) waits for its ``bands`` shard replies, de-duplicates the
+  candidates (an earlier copy shares many bands) and sends the article's fingerprint to each
+  candidate's home, and to the join the number of replies to expect.
+* ``VerifyAtHome`` (per home key) keeps each fingerprint for one horizon past its time and answers
+  every request with :func:`pipeline.neardup.match`: a match only if the stored story precedes the
+  requester in (event time, id) order, is not an earlier version of the same article, and verifies. A
+  request that arrives before the fingerprint waits for it until the watermark passes the request.
+* ``AssembleVerdict`` (per join key = article id + Kafka origin, so records that share an article id
+  never share a join) counts: the article, the expected count, then that many replies; it picks the
+  most similar match as ``duplicate_of`` and the earliest as ``story_id`` (:func:`pipeline.neardup.combine`).
 
-Timeline of one band key (watermark W)::
+State kept per article for one horizon: its fingerprint once at home (~305 bytes with the defaults) and
+``bands`` entries of 16 bytes, plus per-shard and per-home keys and timers; ``bench/bench_neardup.py``
+measures it by replaying the stage's own DoFns with metered state (``tests/unit/test_neardup_state.py``).
 
-    a1 (t=10:00) arrives      -> pending; timer at a1's timestamp
-    a2 (t=10:05) arrives      -> pending
-    W passes 10:05            -> a1 then a2, in (event time, id) order: a1 stored (no match),
-                                 a2 compared with a1 (verified 0.93) and stored; replies emitted
-    W passes last + horizon   -> stored fingerprints cleared
+Timeline (watermark W; a1 and a2 share band key k, whose entries live in shard 17; a3 shares none)::
+
+    a1 (t=10:00), a2 (t=10:05), a3 (t=10:07) arrive
+        Fingerprint -> a1's fp to home h1 and to a1's collector; 32 entries (k, h1, 10:00) to their shards;
+                       likewise a2 (home h2) and a3; shard 17 holds them pending, timer at 10:00
+    W passes 10:00  -> shard 17 releases a1: no earlier entry for k -> "no candidates" to a1's collector;
+                       a1's other 31 shards do the same -> collector: 0 requests -> join: expect 0 -> a1
+                       emitted, its own story; entry (k, h1, 10:00) stored
+    W passes 10:05  -> shard 17 releases a2: candidate (h1, 10:00) -> a2's collector, once all 32 shards
+                       replied: a2's fp to home h1 -> h1 verifies a1 before a2 (0.93) -> "a1, 0.93" to a2's
+                       join, which expected 1 reply -> a2 emitted: duplicate_of a1, story a1
+    W passes 10:07  -> a3 released: no candidates -> a3 emitted, its own story
+    W passes 10:00 + horizon -> h1 drops a1's fingerprint (its expiry timer); shard entries older than
+                       the horizon are dropped at the next compaction, or all at once when the shard has
+                       been idle for a horizon
 
 Determinism: verdicts depend only on the set of articles, not on bundles, workers or arrival order,
 as long as an article does not arrive after the watermark has passed its element timestamp (see the
-README, "Near-duplicates"). An earlier story that arrives late is compared with the stored stories
-before it (it can still be a duplicate of an earlier one) but never retroactively becomes the original
-of later copies that were already emitted; those keep their verdict. Such late fingerprints are
-counted as ``near_dedup_late``.
+README, "Near-duplicates"): candidates are chosen from entries released in watermark order, and the
+exact (event time, id) order, same-id rule and verification are decided where both fingerprints are.
+An earlier story that arrives late is compared with the stored stories before it (it can still be a
+duplicate of an earlier one) but never retroactively becomes the original of later copies that were
+already emitted; entries released after a later entry with the same band key are counted as
+``near_dedup_late`` (once per band key).
 """
 
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import struct
 import typing
-from typing import Iterable, NamedTuple, Optional, Tuple
+from typing import Iterable, Optional, Tuple
 
 import apache_beam as beam
+import numpy as np
 from apache_beam import coders, pvalue
 from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.utils.timestamp import Duration, Timestamp
 
-from pipeline.neardup import Fingerprint, Match, NearDupConfig, band_keys, best_match, combine, fingerprint_article
+from pipeline.neardup import Fingerprint, Match, NearDupConfig, band_hashes, combine, fingerprint_article, match
 from pipeline.records import Article, ArticleCoder, DeadLetter
 from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, cheap_state_cache_sizing,
                                     stage_dead_letter, typed)
@@ -64,8 +100,7 @@ __all__ = ["NearDuplicates", "NearDupMode"]
 
 _LOGGER = logging.getLogger(__name__)
 _STAGE = "near_dedup"
-_BANDS = "bands"
-_ARTICLE, _REPLY = 0, 1
+_BANDS, _HOMES, _COLLECT, _REQUESTS = "bands", "homes", "collect", "requests"
 
 try:  # one Enum for the CLI and the stage when the options module is there
     from pipeline.options import NearDupMode
@@ -74,25 +109,26 @@ except ImportError:  # pragma: no cover - the stage does not need the CLI
         DROP = "drop"
         TAG = "tag"
 
+# One band entry as stored by a shard: low 32 bits of the band hash, the article's home, its event time.
+_ENTRY = np.dtype([("band", "<u4"), ("home", "<u4"), ("event", "<i8")])
+# One candidate as sent to a collector: its home and event time (which identify it at home).
+_CAND = np.dtype([("home", "<u4"), ("event", "<i8")])
+_MAX_BLOBS = 64  # a shard's bag is rewritten as one blob when it holds more blobs than this
 
-class _Part(NamedTuple):
-    """One input of the per-article join: the article itself, or one band's reply."""
+# First byte of every message: what it is. Layouts (little-endian):
+#   to a collector: _FP  "<H" bands to expect + fingerprint bytes | _CANDS packed _CAND records
+#   to a home:      _FP  fingerprint bytes | _VERIFY "<qH" candidate event ms, len(join key), join key, fp
+#   to a join:      _ARTICLE "<i" replies to expect (-1: a count will come) + ArticleCoder bytes
+#                   _EXPECT "<I" replies to expect | _REPLY (empty: no match) "<qd" event ms, similarity
+#                   + matched article id | _FAILED the verification's error message
+_FP, _CANDS, _VERIFY, _ARTICLE, _EXPECT, _REPLY, _FAILED = (bytes((i,)) for i in range(7))
 
-    kind: int
-    article: Optional[bytes]  # ArticleCoder bytes (kind _ARTICLE)
-    expected: int  # band replies to expect (kind _ARTICLE)
-    match_id: Optional[str]
-    match_ms: Optional[int]
-    similarity: Optional[float]
-    story_id: Optional[str]
-    story_ms: Optional[int]
-
-
-coders.registry.register_coder(_Part, coders.RowCoder)
-
-_STORED_CODER = coders.ListCoder(coders.TupleCoder([coders.BytesCoder(), coders.VarIntCoder(),
-                                                    coders.StrUtf8Coder()]))
 _PENDING_CODER = coders.TupleCoder([coders.VarIntCoder(), coders.BytesCoder()])
+_WAITING_CODER = coders.TupleCoder([coders.VarIntCoder(), coders.BytesCoder()])
+
+
+class _VerificationFailed(RuntimeError):
+    """Verifying a candidate pair raised at the candidate's home; the article is dead-lettered."""
 
 
 def _join_key(article: Article) -> str:
@@ -102,27 +138,36 @@ def _join_key(article: Article) -> str:
     return f"{article['article_id']}\x1f{o['topic']}\x1f{o['partition']}\x1f{o['offset']}"
 
 
-def _pack(join_key: str, fingerprint: bytes) -> bytes:
-    jk = join_key.encode("utf-8")
-    return struct.pack("<I", len(jk)) + jk + fingerprint
+def _home_of(join_key: str) -> int:
+    """The home key of one input record: a 32-bit digest of its join key. Two records whose digests
+    collide share a home; requests name the event time too, and verification checks the ids."""
+    return int.from_bytes(hashlib.blake2b(join_key.encode("utf-8"), digest_size=4).digest(), "little")
 
 
-def _unpack(payload: bytes) -> Tuple[str, bytes]:
-    (n,) = struct.unpack_from("<I", payload, 0)
-    return payload[4:4 + n].decode("utf-8"), payload[4 + n:]
+def _micros(timestamp) -> int:
+    return max(int(timestamp.micros), 0)  # bounded sources stamp MIN_TIMESTAMP; timers need a real time
 
 
-def _reply(m: Optional[Match]) -> _Part:
+def _reply(m: Optional[Match]) -> bytes:
     if m is None:
-        return _Part(_REPLY, None, 0, None, None, None, None, None)
-    return _Part(_REPLY, None, 0, m.article_id, m.event_ms, m.similarity, m.story_id, m.story_ms)
+        return _REPLY
+    return _REPLY + struct.pack("<qd", m.event_ms, m.similarity) + m.article_id.encode("utf-8")
+
+
+def _parse_reply(data: bytes) -> Optional[Match]:
+    if len(data) == 1:
+        return None
+    event_ms, sim = struct.unpack_from("<qd", data, 1)
+    return Match(data[17:].decode("utf-8"), event_ms, sim)
 
 
 class _FingerprintFn(beam.DoFn):
-    """Article -> its fingerprint under each band key, and itself (with the signature) to the join."""
+    """Article -> an entry per band key (to its shard), its fingerprint (to its home and its collector),
+    and itself (to the join)."""
 
-    def __init__(self, config: NearDupConfig):
+    def __init__(self, config: NearDupConfig, band_shards: int):
         self._config = config
+        self._shards = band_shards
         self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_in")
         self._coder = ArticleCoder()
 
@@ -134,32 +179,44 @@ class _FingerprintFn(beam.DoFn):
             dedup = dict(article.get("dedup") or {})
             dedup["signature"] = fp.signature if fp is not None else b""
             out["dedup"] = dedup
-            keys = band_keys(fp.signature, self._config) if fp is not None else []
-            data = fp.to_bytes() if fp is not None else b""
             encoded = self._coder.encode(out)
+            join_key = _join_key(article)
+            if fp is not None:
+                data = fp.to_bytes()
+                hashes = band_hashes(fp.signature, self._config)
+                entries = np.empty(len(hashes), dtype=_ENTRY)
+                entries["band"] = hashes & np.uint64(0xFFFFFFFF)
+                entries["home"] = home = _home_of(join_key)
+                entries["event"] = fp.event_ms
+                shards = ((hashes >> np.uint64(32)) % np.uint64(self._shards)).tolist()
         except Exception as exc:  # noqa: BLE001 - one bad article becomes a dead letter
             _LOGGER.warning("near_dedup failed on article %s (%s: %s); dead-lettered",
                             article.get("article_id"), type(exc).__name__, exc)
             yield pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(article, _STAGE, exc))
             return
-        join_key = _join_key(article)
-        payload = _pack(join_key, data)
-        for key in keys:
-            yield pvalue.TaggedOutput(_BANDS, (key, payload))
-        yield (join_key, _Part(_ARTICLE, encoded, len(keys), None, None, None, None, None))
+        if fp is None:  # no words: nothing to compare, the article is its own story
+            yield (join_key, _ARTICLE + struct.pack("<i", 0) + encoded)
+            return
+        jk = join_key.encode("utf-8")
+        raw = entries.tobytes()
+        w = _ENTRY.itemsize
+        for i, shard in enumerate(shards):
+            yield pvalue.TaggedOutput(_BANDS, (shard, raw[i * w:(i + 1) * w] + jk))
+        yield pvalue.TaggedOutput(_HOMES, (home, _FP + data))
+        yield pvalue.TaggedOutput(_COLLECT, (join_key, _FP + struct.pack("<H", len(shards)) + data))
+        yield (join_key, _ARTICLE + struct.pack("<i", -1) + encoded)
 
 
-class _CompareInBandFn(beam.DoFn):
-    """Per band key: compare each fingerprint with the stored ones before it, in (event time, id) order.
+class _CandidatesInBandFn(beam.DoFn):
+    """Per shard of band keys: the candidates of each entry, in watermark order; entries kept one horizon.
 
-    State: ``pending`` fingerprints waiting for the watermark; ``stored`` (fingerprint, story time,
-    story id) of one horizon, at most ``band_budget``; ``fire_at`` the pending timer's time.
+    State: ``pending`` entries waiting for the watermark; ``stored`` blobs of packed entries (a bag, so a
+    release appends only its own entries); ``fire_at`` the pending timer's time.
     """
 
     PENDING = userstate.BagStateSpec("pending", _PENDING_CODER)
-    STORED = userstate.ReadModifyWriteStateSpec("stored", _STORED_CODER)
+    STORED = userstate.BagStateSpec("stored", coders.BytesCoder())
     FIRE_AT = userstate.ReadModifyWriteStateSpec("fire_at", coders.VarIntCoder())
-    RELEASED = userstate.ReadModifyWriteStateSpec("released", coders.VarIntCoder())
     RELEASE = userstate.TimerSpec("release", TimeDomain.WATERMARK)
     EXPIRE = userstate.TimerSpec("expire", TimeDomain.WATERMARK)
 
@@ -171,14 +228,11 @@ class _CompareInBandFn(beam.DoFn):
     def setup(self):
         cheap_state_cache_sizing()
 
-    def process(self, element: Tuple[str, bytes], timestamp=beam.DoFn.TimestampParam,
+    def process(self, element: Tuple[int, bytes], timestamp=beam.DoFn.TimestampParam,
                 pending=beam.DoFn.StateParam(PENDING), fire_at=beam.DoFn.StateParam(FIRE_AT),
-                released=beam.DoFn.StateParam(RELEASED), release=beam.DoFn.TimerParam(RELEASE)):
-        _key, data = element
-        micros = max(int(timestamp.micros), 0)
-        done = released.read()
-        if done is not None and micros <= done:
-            self._late.inc()  # the watermark already passed it: later stories may have been decided
+                release=beam.DoFn.TimerParam(RELEASE)):
+        _shard, data = element
+        micros = _micros(timestamp)
         pending.add((micros, data))
         current = fire_at.read()
         if current is None or micros < current:
@@ -188,8 +242,7 @@ class _CompareInBandFn(beam.DoFn):
     @userstate.on_timer(RELEASE)
     def on_release(self, fired=beam.DoFn.TimestampParam, pending=beam.DoFn.StateParam(PENDING),
                    stored=beam.DoFn.StateParam(STORED), fire_at=beam.DoFn.StateParam(FIRE_AT),
-                   released=beam.DoFn.StateParam(RELEASED), release=beam.DoFn.TimerParam(RELEASE),
-                   expire=beam.DoFn.TimerParam(EXPIRE)):
+                   release=beam.DoFn.TimerParam(RELEASE), expire=beam.DoFn.TimerParam(EXPIRE)):
         cfg = self._config
         now = int(fired.micros)
         ready, waiting = [], []
@@ -204,26 +257,59 @@ class _CompareInBandFn(beam.DoFn):
             release.set(Timestamp(micros=nxt))
         else:
             fire_at.clear()
-        released.write(max(now, released.read() or now))
         if not ready:
             return
-        kept = [(Fingerprint.from_bytes(d), ms, sid) for d, ms, sid in (stored.read() or [])]
-        new = sorted(((jk, Fingerprint.from_bytes(d)) for jk, d in (_unpack(p) for _, p in ready)),
-                     key=lambda x: (x[1].order, x[0]))
-        for join_key, fp in new:
-            roots = {s.article_id: (ms, sid) for s, ms, sid in kept}
-            m = best_match(fp, (s for s, _, _ in kept), cfg, roots)
-            story_ms, story = (m.story_ms, m.story_id) if m is not None else (fp.event_ms, fp.article_id)
-            kept.append((fp, story_ms, story))
-            yield (join_key, _reply(m))
-        newest = max(s.event_ms for s, _, _ in kept)
-        kept = [k for k in kept if newest - k[0].event_ms <= cfg.horizon_ms]
-        kept.sort(key=lambda k: k[0].order)
-        if len(kept) > cfg.band_budget:
-            self._trimmed.inc(len(kept) - cfg.band_budget)
-            kept = kept[-cfg.band_budget:]
-        stored.write([(s.to_bytes(), ms, sid) for s, ms, sid in kept])
+        w = _ENTRY.itemsize
+        ready.sort(key=lambda x: x[1])  # any fixed order: the candidates do not depend on it
+        new = np.frombuffer(b"".join(d[:w] for _, d in ready), dtype=_ENTRY)
+        blobs = list(stored.read())
+        old = np.frombuffer(b"".join(blobs), dtype=_ENTRY)
+        every = np.concatenate([old, new]) if len(old) else new
+        n_old, horizon, budget = len(old), cfg.horizon_ms, cfg.band_budget
+        crowded = False
+        for i, (_, data) in enumerate(ready):
+            e = new[i]
+            band, event = e["band"], int(e["event"])
+            same = every["band"] == band
+            if n_old and np.any(old["event"][same[:n_old]] > event):
+                self._late.inc()  # a later story with this band key was already decided without this one
+            mask = same & (every["event"] <= event) & (every["event"] >= event - horizon)
+            mask[n_old + i] = False
+            idx = np.flatnonzero(mask)
+            if len(idx) > budget:
+                order = np.lexsort((every["home"][idx], every["event"][idx]))
+                idx = idx[order[-budget:]]
+                crowded = crowded or int(np.count_nonzero(same)) > budget + budget // 4
+            cands = np.empty(len(idx), dtype=_CAND)
+            cands["home"] = every["home"][idx]
+            cands["event"] = every["event"][idx]
+            yield (data[w:].decode("utf-8"), _CANDS + cands.tobytes())
+        stored.add(new.tobytes())
+        # Expired: older than a horizon before both the newest event and the watermark, so a bogus future
+        # date in one article cannot expire the shard, nor a lagging watermark keep it forever.
+        limit = min(int(every["event"].max()), now // 1000) - horizon
+        expired = int(np.count_nonzero(every["event"] < limit))
+        if crowded or expired * 8 >= len(every) or len(blobs) >= _MAX_BLOBS:
+            self._compact(stored, every, limit)
         expire.set(fired + Duration(micros=cfg.horizon_ms * 1000))
+
+    def _compact(self, stored, every: np.ndarray, limit: int) -> None:
+        """Rewrite the shard's entries as one blob, without those older than ``limit`` and keeping the
+        latest ``band_budget`` per band key (candidates never look further back than that)."""
+        cfg = self._config
+        live = every[every["event"] >= limit]
+        live = live[np.lexsort((live["home"], live["event"], live["band"]))]  # by band, then oldest first
+        bands = live["band"]
+        starts = np.flatnonzero(np.r_[True, bands[1:] != bands[:-1]]) if len(live) else np.zeros(0, np.int64)
+        sizes = np.diff(np.r_[starts, len(live)])
+        surplus = np.maximum(sizes - cfg.band_budget, 0)
+        if surplus.any():
+            rank = np.arange(len(live)) - np.repeat(starts, sizes)  # position within its band, oldest first
+            live = live[rank >= np.repeat(surplus, sizes)]
+            self._trimmed.inc(int(surplus.sum()))
+        stored.clear()
+        if len(live):
+            stored.add(live.tobytes())
 
     @userstate.on_timer(EXPIRE)
     def on_expire(self, stored=beam.DoFn.StateParam(STORED), fire_at=beam.DoFn.StateParam(FIRE_AT)):
@@ -231,12 +317,154 @@ class _CompareInBandFn(beam.DoFn):
             stored.clear()
 
 
+class _CollectCandidatesFn(beam.DoFn):
+    """Per join key: the article's fingerprint and its band replies -> one request per distinct candidate
+    (to the candidate's home, with the fingerprint) and the number of replies to expect (to the join)."""
+
+    FP = userstate.ReadModifyWriteStateSpec("fp", coders.BytesCoder())
+    WANT = userstate.ReadModifyWriteStateSpec("want", coders.VarIntCoder())
+    GOT = userstate.ReadModifyWriteStateSpec("got", coders.VarIntCoder())
+    CANDS = userstate.BagStateSpec("cands", coders.BytesCoder())
+
+    def __init__(self):
+        self._requests = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_candidates")
+
+    def setup(self):
+        cheap_state_cache_sizing()
+
+    def process(self, element: Tuple[str, bytes], fp_state=beam.DoFn.StateParam(FP),
+                want=beam.DoFn.StateParam(WANT), got=beam.DoFn.StateParam(GOT),
+                cands=beam.DoFn.StateParam(CANDS)):
+        join_key, data = element
+        kind = data[:1]
+        if kind == _FP:
+            (n,) = struct.unpack_from("<H", data, 1)
+            want.write(n)
+            fp_state.write(data[3:])
+        else:
+            got.write((got.read() or 0) + 1)
+            if len(data) > 1:
+                cands.add(data[1:])
+        fp, n = fp_state.read(), want.read()
+        if fp is None or (got.read() or 0) < n:
+            return
+        found = np.frombuffer(b"".join(cands.read()), dtype=_CAND)
+        for state in (fp_state, want, got, cands):
+            state.clear()
+        distinct = np.unique(found)  # sorted by (home, event): a deterministic order
+        jk = join_key.encode("utf-8")
+        for c in distinct.tolist():
+            home, event = int(c[0]), int(c[1])
+            yield pvalue.TaggedOutput(_REQUESTS, (home, _VERIFY + struct.pack("<qH", event, len(jk)) + jk + fp))
+        self._requests.inc(len(distinct))
+        yield (join_key, _EXPECT + struct.pack("<I", len(distinct)))
+
+
+class _VerifyAtHomeFn(beam.DoFn):
+    """Per home key: the fingerprint(s) stored here for one horizon; verify each requester against them.
+
+    State: ``fps`` the stored fingerprints (normally one); ``waiting`` requests that came before their
+    fingerprint, with their element time; timers ``expire`` (a horizon past the story's time, see ``process``)
+    and ``flush`` (answer waiting requests once the watermark guarantees their fingerprint is not coming).
+    """
+
+    FPS = userstate.ReadModifyWriteStateSpec("fps", coders.ListCoder(coders.BytesCoder()))
+    WAITING = userstate.BagStateSpec("waiting", _WAITING_CODER)
+    EXPIRE = userstate.TimerSpec("expire", TimeDomain.WATERMARK)
+    FLUSH = userstate.TimerSpec("flush", TimeDomain.WATERMARK)
+
+    def __init__(self, config: NearDupConfig):
+        self._config = config
+        self._missing = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_home_missing")
+
+    def setup(self):
+        cheap_state_cache_sizing()
+
+    def process(self, element: Tuple[int, bytes], timestamp=beam.DoFn.TimestampParam,
+                fps=beam.DoFn.StateParam(FPS), waiting=beam.DoFn.StateParam(WAITING),
+                expire=beam.DoFn.TimerParam(EXPIRE), flush=beam.DoFn.TimerParam(FLUSH)):
+        _home, data = element
+        micros = _micros(timestamp)
+        if data[:1] == _FP:
+            stored = list(fps.read() or [])
+            if data[1:] in stored:
+                return  # a retried bundle's duplicate
+            stored.append(data[1:])
+            fps.write(stored)
+            fp = Fingerprint.from_bytes(data[1:])
+            # Requests come at the requester's element time, within a horizon of this story's event time;
+            # an event time past the element time extends the stay by at most one horizon (bogus dates).
+            horizon = self._config.horizon_ms * 1000
+            until = max(micros, min(fp.event_ms * 1000, micros + horizon)) + horizon + 1000
+            expire.set(Timestamp(micros=until))
+            held = list(waiting.read())
+            if held:
+                waiting.clear()
+                events = {f.event_ms: f for f in (Fingerprint.from_bytes(b) for b in stored)}
+                for t, req in held:
+                    (event,) = struct.unpack_from("<q", req, 1)
+                    if event in events:
+                        yield self._answer(req, stored)
+                    else:
+                        waiting.add((t, req))
+            return
+        (event,) = struct.unpack_from("<q", data, 1)
+        stored = fps.read() or []
+        if any(Fingerprint.from_bytes(b).event_ms == event for b in stored):
+            yield self._answer(data, stored)
+            return
+        waiting.add((micros, data))
+        flush.set(Timestamp(micros=micros))
+
+    def _answer(self, request: bytes, stored: list) -> Tuple[str, bytes]:
+        event, n = struct.unpack_from("<qH", request, 1)
+        join_key = request[11:11 + n].decode("utf-8")
+        try:
+            later = Fingerprint.from_bytes(request[11 + n:])
+            best = None
+            for b in stored:
+                earlier = Fingerprint.from_bytes(b)
+                if earlier.event_ms != event:
+                    continue
+                m = match(earlier, later, self._config)
+                if m is not None and (best is None or (-m.similarity, m.event_ms, m.article_id)
+                                      < (-best.similarity, best.event_ms, best.article_id)):
+                    best = m
+        except Exception as exc:  # noqa: BLE001 - the requester is dead-lettered by its join
+            return join_key, _FAILED + f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
+        return join_key, _reply(best)
+
+    @userstate.on_timer(FLUSH)
+    def on_flush(self, fired=beam.DoFn.TimestampParam, fps=beam.DoFn.StateParam(FPS),
+                 waiting=beam.DoFn.StateParam(WAITING), flush=beam.DoFn.TimerParam(FLUSH)):
+        now = int(fired.micros)
+        held = list(waiting.read())
+        waiting.clear()
+        stored = fps.read() or []
+        later = [(t, r) for t, r in held if t > now]
+        for t, req in held:
+            if t <= now:  # the watermark passed the request: its fingerprint is gone or never stored
+                self._missing.inc()
+                yield self._answer(req, stored)
+        for item in later:
+            waiting.add(item)
+        if later:
+            flush.set(Timestamp(micros=min(t for t, _ in later)))
+
+    @userstate.on_timer(EXPIRE)
+    def on_expire(self, fps=beam.DoFn.StateParam(FPS)):
+        # Two records whose homes collide (32-bit digests) share this timer, set by the later stored: the
+        # other may leave early, and a request for it is answered "no match" (near_dedup_home_missing).
+        fps.clear()
+
+
 class _AssembleVerdictFn(beam.DoFn):
-    """Per article id: wait for the article and all its band replies, then emit it with its verdict."""
+    """Per join key: wait for the article, the number of replies to expect and the replies; emit the
+    article with its verdict."""
 
     ARTICLE = userstate.ReadModifyWriteStateSpec("article", coders.BytesCoder())
     EXPECTED = userstate.ReadModifyWriteStateSpec("expected", coders.VarIntCoder())
-    REPLIES = userstate.BagStateSpec("replies", coders.RowCoder.from_type_hint(_Part, None))
+    REPLIES = userstate.BagStateSpec("replies", coders.BytesCoder())
     # A plain counter: a CombiningValueState over builtin sum keeps a list accumulator that VarIntCoder
     # cannot encode once the runner commits it.
     COUNT = userstate.ReadModifyWriteStateSpec("count", coders.VarIntCoder())
@@ -250,26 +478,34 @@ class _AssembleVerdictFn(beam.DoFn):
     def setup(self):
         cheap_state_cache_sizing()
 
-    def process(self, element: Tuple[str, _Part], article_state=beam.DoFn.StateParam(ARTICLE),
+    def process(self, element: Tuple[str, bytes], article_state=beam.DoFn.StateParam(ARTICLE),
                 expected=beam.DoFn.StateParam(EXPECTED), replies=beam.DoFn.StateParam(REPLIES),
                 count=beam.DoFn.StateParam(COUNT)):
-        _join_key, part = element
-        if part.kind == _ARTICLE:
-            article_state.write(part.article)
-            expected.write(part.expected)
+        _join_key, data = element
+        kind = data[:1]
+        if kind == _ARTICLE:
+            (want,) = struct.unpack_from("<i", data, 1)
+            article_state.write(data[5:])
+            if want >= 0:
+                expected.write(want)
+        elif kind == _EXPECT:
+            expected.write(struct.unpack_from("<I", data, 1)[0])
         else:
-            if part.match_id is not None:
-                replies.add(part)
+            if len(data) > 1:
+                replies.add(data)
             count.write((count.read() or 0) + 1)
-        data, want = article_state.read(), expected.read()
-        if data is None or (count.read() or 0) < want:
+        encoded, want = article_state.read(), expected.read()
+        if encoded is None or want is None or (count.read() or 0) < want:
             return
-        matches = [Match(p.match_id, p.match_ms, p.similarity, p.story_id, p.story_ms) for p in replies.read()]
+        got = list(replies.read())
         for state in (article_state, expected, replies, count):
             state.clear()
-        article = self._coder.decode(data)
+        article = self._coder.decode(encoded)
         try:
-            verdict = combine(article["article_id"], matches)
+            failed = [r[1:].decode("utf-8", "replace") for r in got if r[:1] == _FAILED]
+            if failed:
+                raise _VerificationFailed(failed[0])
+            verdict = combine(article["article_id"], (_parse_reply(r) for r in got))
             out = Article(article)
             out["dedup"] = dict(article["dedup"], duplicate_of=verdict.duplicate_of,
                                 similarity=verdict.similarity, story_id=verdict.story_id)
@@ -289,16 +525,19 @@ class NearDuplicates(beam.PTransform):
     """``PCollection[Article]`` -> ``{"articles", "duplicates", "dead_letters"}``: one record per story.
 
     Every article gets ``dedup.signature`` (MinHash bytes of its clean body) and ``dedup.story_id`` (its
-    own id when it is the original). A near-duplicate also gets ``duplicate_of`` and ``similarity``; in
-    mode ``drop`` it goes to "duplicates", in mode ``tag`` it stays in "articles".
+    own id when it is the original, else the earliest earlier copy). A near-duplicate also gets
+    ``duplicate_of`` (the most similar earlier copy) and ``similarity``; in mode ``drop`` it goes to
+    "duplicates", in mode ``tag`` it stays in "articles".
 
     Args:
         threshold: minimum similarity (estimated containment of the smaller body in the larger), (0, 1].
         horizon_seconds: stories further apart in event time are never merged.
         num_perm: MinHash permutations (signature bytes = 4 * num_perm).
-        bands: LSH bands, the number of band keys (and band replies) per article.
+        bands: LSH bands, the number of band entries (and shard replies) per article.
         rows: signature minima per band; ``bands * rows <= num_perm``.
-        band_budget: most fingerprints kept per band key.
+        band_budget: most entries kept per band key.
+        band_shards: keys the band entries are spread over (parallelism of that step; each shard holds
+            the entries of its band keys for one horizon).
         mode: :class:`NearDupMode` (or its value ``"drop"`` / ``"tag"``).
     """
 
@@ -306,30 +545,46 @@ class NearDuplicates(beam.PTransform):
                  horizon_seconds: float = NearDupConfig.horizon_ms / 1000.0,
                  num_perm: int = NearDupConfig.num_perm, bands: int = NearDupConfig.bands,
                  rows: int = NearDupConfig.rows, band_budget: int = NearDupConfig.band_budget,
-                 mode: "NearDupMode | str" = NearDupMode.DROP):
+                 band_shards: int = 1024, mode: "NearDupMode | str" = NearDupMode.DROP):
         super().__init__()
         if horizon_seconds is None or horizon_seconds < 0:
             raise ValueError(f"horizon_seconds must be >= 0, got {horizon_seconds!r}")
+        if not isinstance(band_shards, int) or not 1 <= band_shards <= 1 << 20:
+            raise ValueError(f"band_shards must be an int in [1, 1048576], got {band_shards!r}")
         try:
             self._mode = mode if isinstance(mode, NearDupMode) else NearDupMode(mode)
         except ValueError as exc:
             raise ValueError(f"mode must be one of {[m.value for m in NearDupMode]}, got {mode!r}") from exc
         self._config = NearDupConfig(threshold=threshold, horizon_ms=int(horizon_seconds * 1000),
                                      num_perm=num_perm, bands=bands, rows=rows, band_budget=band_budget)
+        self._shards = band_shards
 
     @property
     def config(self) -> NearDupConfig:
         return self._config
 
     def expand(self, articles):
-        fps = articles | "Fingerprint" >> beam.ParDo(_FingerprintFn(self._config)).with_output_types(
-            typing.Tuple[str, _Part]).with_outputs(_BANDS, DEAD_LETTERS, main="parts")
-        bands = typed(fps[_BANDS], beam.typehints.Tuple[str, bytes])
-        replies = bands | "CompareInBand" >> beam.ParDo(_CompareInBandFn(self._config)).with_output_types(
-            typing.Tuple[str, _Part])
+        fps = articles | "Fingerprint" >> beam.ParDo(_FingerprintFn(self._config, self._shards)).with_output_types(
+            typing.Tuple[str, bytes]).with_outputs(_BANDS, _HOMES, _COLLECT, DEAD_LETTERS, main="parts")
+        bands = typed(fps[_BANDS], beam.typehints.Tuple[int, bytes])
+        band_replies = bands | "CandidatesInBand" >> beam.ParDo(
+            _CandidatesInBandFn(self._config)).with_output_types(typing.Tuple[str, bytes])
+        collected = (
+            (typed(fps[_COLLECT], beam.typehints.Tuple[str, bytes]), band_replies)
+            | "JoinCandidates" >> beam.Flatten().with_output_types(typing.Tuple[str, bytes])
+            | "CollectCandidates" >> beam.ParDo(_CollectCandidatesFn()).with_output_types(
+                typing.Tuple[str, bytes]).with_outputs(_REQUESTS, main="expect")
+        )
+        replies = (
+            (typed(fps[_HOMES], beam.typehints.Tuple[int, bytes]),
+             typed(collected[_REQUESTS], beam.typehints.Tuple[int, bytes]))
+            | "JoinAtHome" >> beam.Flatten().with_output_types(typing.Tuple[int, bytes])
+            | "VerifyAtHome" >> beam.ParDo(_VerifyAtHomeFn(self._config)).with_output_types(
+                typing.Tuple[str, bytes])
+        )
         verdicts = (
-            (fps["parts"], replies)
-            | "JoinReplies" >> beam.Flatten().with_output_types(typing.Tuple[str, _Part])
+            (fps["parts"], collected["expect"], replies)
+            | "JoinReplies" >> beam.Flatten().with_output_types(typing.Tuple[str, bytes])
             | "AssembleVerdict" >> beam.ParDo(_AssembleVerdictFn(self._mode)).with_output_types(Article)
             .with_outputs(DUPLICATES, DEAD_LETTERS, main=ARTICLES)
         )

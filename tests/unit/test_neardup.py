@@ -153,3 +153,41 @@ def test_reuters_same_body_different_company_stays_apart(shared):
     assert verify(f["reuters-3774"], f["reuters-5085"]) is None  # dividend notices, two companies
     assert verify(f["reuters-13893"], f["reuters-13977"]) is None  # hog prices, two markets
     assert verify(f["reuters-7682"], f["reuters-7835"]) == 1.0  # one company's notice, retitled
+
+
+def test_fast_word_and_number_paths_equal_the_unicode_regex():
+    import re
+    import zlib
+
+    from pipeline.neardup import _body_numbers, _word_hashes
+    from pipeline.text import normalize
+
+    for raw in (STORY, FORMULA, "U.S. 3-for-2 split; ratio 1.5/2 at 11:00, 45,000 shares_held __x__ a_b",
+                "café 12,5 % – naïve Zoë's 2031", "", "!!!", "word"):
+        text = normalize(raw)
+        words = re.findall(r"\w+", text)
+        assert _word_hashes(text).tolist() == [zlib.crc32(w.encode()) for w in words]
+        nums = list(dict.fromkeys(re.findall(r"\d+(?:[.,/:]\d+)*", text)))[:32]
+        assert _body_numbers(text) == tuple(zlib.crc32(n.encode()) & 0xFFFF for n in nums)
+
+
+def test_story_is_the_earliest_direct_match_and_duplicate_of_the_most_similar():
+    from pipeline.neardup import Match, combine, match
+
+    v = combine("c", [Match("b", T0 + 10, 0.9), None, Match("a", T0, 0.7)])
+    assert (v.duplicate_of, v.similarity, v.story_id) == ("b", 0.9, "a")
+    assert combine("c", []) == (None, None, "c")
+    a, b = fp("a", STORY, t=T0), fp("b", STORY, t=T0 + 1)
+    assert match(a, b).article_id == "a" and match(b, a) is None  # only an earlier story is a match
+    assert match(a, fp("a", STORY, t=T0 + 1)) is None  # an update of the same article is not a copy
+
+
+def test_band_hashes_follow_band_keys():
+    from pipeline.neardup import band_hashes
+
+    a, b = fp("a", STORY), fp("b", "\n".join(STORY.split("\n")[:2]))
+    ka, kb = band_keys(a.signature), band_keys(b.signature)
+    ha, hb = band_hashes(a.signature).tolist(), band_hashes(b.signature).tolist()
+    assert len(set(ha)) == len(ha) == 32
+    assert [x == y for x, y in zip(ka, kb)] == [x == y for x, y in zip(ha, hb)]
+    assert any(x == y for x, y in zip(ha, hb)) and not all(x == y for x, y in zip(ha, hb))

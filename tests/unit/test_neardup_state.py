@@ -1,0 +1,412 @@
+"""State the NearDuplicates stage keeps per article, measured by replaying its own DoFns with metered state.
+
+:class:`StageReplay` is a small in-process runner for the stage's five DoFns, wired as
+``NearDuplicates.expand`` wires them: keyed state and watermark timers, element timestamps, outputs
+routed to the next step. Every state cell holds what the runner would hold: the value encoded with
+the cell's coder (nested, as the Fn API state channel frames it). The watermark advances in steps; at
+each step every element is processed first (in a shuffled order, so the results cannot depend on it)
+and then the due timers fire in timestamp order, the outputs of each being processed before the next
+fires. ``held_bytes`` is the state held at a moment: per key its encoded key once, the encoded values of
+its non-empty cells, and 9 bytes per set timer (timestamp + tag). ``bench/bench_neardup.py`` uses it on
+Reuters-21578; the tests here check it against the TestPipeline run and the pure index.
+"""
+
+from __future__ import annotations
+
+import heapq
+import inspect
+import random
+from collections import defaultdict
+from typing import Any, Iterable, Optional
+
+import apache_beam as beam
+import pytest
+from apache_beam import coders, pvalue
+from apache_beam.testing import test_pipeline
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms import userstate
+from apache_beam.utils.timestamp import Timestamp
+
+from pipeline.neardup import DAY_MS, NearDupConfig, NearDuplicateIndex, fingerprint_article, order_key
+from pipeline.records import Article, KafkaRecord, new_article
+from pipeline.stages.common import ARTICLES, DEAD_LETTERS, DUPLICATES
+from pipeline.stages.neardup import (_AssembleVerdictFn, _CandidatesInBandFn, _CollectCandidatesFn, _FingerprintFn,
+                                     _VerifyAtHomeFn, NearDuplicates, NearDupMode)
+
+_TIMER_BYTES = 9  # a timer: its 8-byte timestamp and a tag
+
+
+def _nested(coder: coders.Coder, value: Any) -> bytes:
+    return coder.get_impl().encode_nested(value)
+
+
+class _Value:
+    def __init__(self, coder):
+        self.coder, self.data = coder, None
+
+    def read(self):
+        return None if self.data is None else self.coder.get_impl().decode_nested(self.data)
+
+    def write(self, value):
+        self.data = _nested(self.coder, value)
+
+    def clear(self):
+        self.data = None
+
+    def size(self) -> int:
+        return 0 if self.data is None else len(self.data)
+
+
+class _Bag:
+    def __init__(self, coder):
+        self.coder, self.items = coder, []
+
+    def read(self):
+        impl = self.coder.get_impl()
+        return [impl.decode_nested(x) for x in self.items]
+
+    def add(self, value):
+        self.items.append(_nested(self.coder, value))
+
+    def clear(self):
+        self.items = []
+
+    def size(self) -> int:
+        return sum(len(x) for x in self.items)
+
+
+class _Timers(dict):
+    """(step, key, timer id) -> timestamp, with a heap for the next due one (stale heap entries skipped)."""
+
+    def __init__(self):
+        super().__init__()
+        self.heap: list = []
+        self.seq = 0
+
+    def put(self, slot: tuple, ts: Timestamp) -> None:
+        self[slot] = ts
+        self.seq += 1
+        heapq.heappush(self.heap, (ts.micros, self.seq, slot))
+
+    def pop_due(self, watermark: Timestamp):
+        limit = watermark.micros
+        while self.heap and self.heap[0][0] <= limit:
+            micros, _, slot = heapq.heappop(self.heap)
+            ts = self.get(slot)
+            if ts is not None and ts.micros == micros:
+                del self[slot]
+                return ts, slot
+        return None
+
+
+class _Timer:
+    def __init__(self, table: "_Timers | dict", slot: tuple):
+        self.table, self.slot = table, slot
+
+    def set(self, ts):
+        if isinstance(self.table, _Timers):
+            self.table.put(self.slot, Timestamp.of(ts))
+        else:
+            self.table[self.slot] = Timestamp.of(ts)
+
+    def clear(self):
+        self.table.pop(self.slot, None)
+
+
+class _Step:
+    """One keyed DoFn of the stage: its state per key, its timers, where its outputs go."""
+
+    def __init__(self, name: str, fn: beam.DoFn, key_coder: Optional[coders.Coder], routes: dict):
+        self.name, self.fn, self.key_coder, self.routes = name, fn, key_coder, routes
+        self.state: dict = defaultdict(dict)  # key -> state id -> _Value | _Bag
+        self._params: dict = {}
+        state_specs, timer_specs = userstate.get_dofn_specs(fn) if key_coder is not None else (set(), set())
+        self.specs = {s.name: s for s in state_specs}
+        self.on_timer = {t.name: getattr(fn, t._attached_callback.__name__) for t in timer_specs}
+
+    def cell(self, key, spec):
+        cells = self.state[key]
+        if spec.name not in cells:
+            cells[spec.name] = (_Bag if isinstance(spec, userstate.BagStateSpec) else _Value)(spec.coder)
+        return cells[spec.name]
+
+    def kwargs(self, method, key, ts, timers: dict) -> dict:
+        params = self._params.get(method.__name__)
+        if params is None:
+            params = self._params[method.__name__] = [
+                (n, p.default) for n, p in inspect.signature(method).parameters.items()
+                if p.default is beam.DoFn.TimestampParam
+                or isinstance(p.default, (beam.DoFn.StateParam, beam.DoFn.TimerParam))]
+        out = {}
+        for pname, d in params:
+            if d is beam.DoFn.TimestampParam:
+                out[pname] = ts
+            elif isinstance(d, beam.DoFn.StateParam):
+                out[pname] = self.cell(key, d.state_spec)
+            else:
+                out[pname] = _Timer(timers, (self.name, key, d.timer_spec.name))
+        return out
+
+    def held(self, timers: dict) -> int:
+        total = 0
+        timed = defaultdict(int)
+        for (name, key, _t) in timers:
+            if name == self.name:
+                timed[key] += 1
+        for key in set(self.state) | set(timed):
+            cells = sum(c.size() for c in self.state.get(key, {}).values())
+            if cells or timed[key]:
+                total += len(_nested(self.key_coder, key)) + cells + _TIMER_BYTES * timed[key]
+        return total
+
+
+class StageReplay:
+    """Replays ``NearDuplicates``'s DoFns on articles with a stepped watermark; meters their state."""
+
+    def __init__(self, stage: NearDuplicates, seed: int = 0):
+        cfg = stage.config
+        self.config = cfg
+        self.rng = random.Random(seed)
+        self.timers = _Timers()
+        self.queue: list = []
+        self.out = {ARTICLES: [], DUPLICATES: [], DEAD_LETTERS: []}
+        str_key, int_key = coders.StrUtf8Coder(), coders.VarIntCoder()
+        self.steps = {
+            "fingerprint": _Step("fingerprint", _FingerprintFn(cfg, stage._shards), None,
+                                 {None: "join", "bands": "band", "homes": "home", "collect": "collect",
+                                  DEAD_LETTERS: DEAD_LETTERS}),
+            "band": _Step("band", _CandidatesInBandFn(cfg), int_key, {None: "collect"}),
+            "collect": _Step("collect", _CollectCandidatesFn(), str_key, {None: "join", "requests": "home"}),
+            "home": _Step("home", _VerifyAtHomeFn(cfg), int_key, {None: "join"}),
+            "join": _Step("join", _AssembleVerdictFn(stage._mode), str_key,
+                          {None: ARTICLES, DUPLICATES: DUPLICATES, DEAD_LETTERS: DEAD_LETTERS}),
+        }
+        for s in self.steps.values():
+            s.fn.setup()
+        self.messages = 0
+
+    def _emit(self, step: _Step, outputs: Optional[Iterable], ts: Timestamp) -> None:
+        for o in outputs or ():
+            tag, value = (o.tag, o.value) if isinstance(o, pvalue.TaggedOutput) else (None, o)
+            dest = step.routes[tag]
+            if dest in self.out:
+                self.out[dest].append(value)
+            else:
+                self.queue.append((dest, value, ts))
+                self.messages += 1
+
+    def _drain(self) -> None:
+        while self.queue:
+            i = self.rng.randrange(len(self.queue))
+            self.queue[i], self.queue[-1] = self.queue[-1], self.queue[i]
+            name, value, ts = self.queue.pop()
+            step = self.steps[name]
+            if step.key_coder is None:
+                self._emit(step, step.fn.process(value), ts)
+            else:
+                kw = step.kwargs(step.fn.process, value[0], ts, self.timers)
+                self._emit(step, step.fn.process(value, **kw), ts)
+
+    def advance(self, watermark: Timestamp) -> None:
+        """Process everything queued, then fire every timer due at ``watermark`` in timestamp order."""
+        self._drain()
+        while True:
+            due = self.timers.pop_due(watermark)
+            if due is None:
+                return
+            ts, (name, key, timer) = due
+            step = self.steps[name]
+            method = step.on_timer[timer]
+            self._emit(step, method(**step.kwargs(method, key, ts, self.timers)), ts)
+            self._drain()
+
+    def add(self, articles: Iterable[Article], timestamp: Timestamp) -> None:
+        for a in articles:
+            self.queue.append(("fingerprint", a, timestamp))
+
+    def held_bytes(self) -> dict:
+        return {name: s.held(self.timers) for name, s in self.steps.items()}
+
+    def homes_held(self) -> int:
+        """Fingerprints stored at homes (one per article of the horizon with a body)."""
+        cell = self.steps["home"].specs["fps"]
+        return sum(len(self.steps["home"].cell(k, cell).read() or []) for k in list(self.steps["home"].state))
+
+    def replay(self, articles: list[Article], step_ms: int = 3600_000, sample_every: int = 0,
+               finish: bool = True) -> list[dict]:
+        """Feed articles in event-time order, each stamped with its event time, advancing the watermark
+        every ``step_ms``; returns state samples (every ``sample_every`` articles, and after the last
+        step). With ``finish`` the watermark then goes to the end of time (every timer fires)."""
+        arts = sorted(articles, key=order_key)
+        samples: list[dict] = []
+        i, fed_since = 0, 0
+        t = order_key(arts[0])[0] if arts else 0
+        while i < len(arts):
+            t = max(t + step_ms, order_key(arts[i])[0] - order_key(arts[i])[0] % step_ms + step_ms)
+            batch = []
+            while i < len(arts) and order_key(arts[i])[0] < t:
+                batch.append(arts[i])
+                i += 1
+            for a in batch:
+                self.queue.append(("fingerprint", a, Timestamp(micros=order_key(a)[0] * 1000)))
+            self.advance(Timestamp(micros=t * 1000 - 1))
+            fed_since += len(batch)
+            if sample_every and (fed_since >= sample_every or i == len(arts)):
+                fed_since = 0
+                held = self.held_bytes()
+                samples.append({"fed": i, "held": held, "articles": self.homes_held()})
+        if finish:
+            self.advance(Timestamp(micros=2 ** 62))
+        return samples
+
+    def verdicts(self) -> set:
+        return {(a["article_id"], a["origin"]["offset"], a["dedup"]["duplicate_of"], a["dedup"]["story_id"])
+                for a in self.out[ARTICLES] + self.out[DUPLICATES]}
+
+
+# -- tests -------------------------------------------------------------------------------------------------
+
+HOUR = 3600 * 1000
+T0 = 1_760_000_000_000
+
+
+def _article(aid: str, title: str, body: str, published_at: int, offset: int = 0) -> Article:
+    rec = KafkaRecord("wire", 0, offset, published_at, None, body.encode(), [], offset, 0)
+    return new_article(rec, article_id=aid, raw_body=body, ingested_at=T0, title=title, published_at=published_at)
+
+
+def _family(n_stories: int, copies: int = 4, seed: int = 7, spacing_ms: int = 3 * HOUR) -> list[Article]:
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(3000)]
+    out = []
+    for s in range(n_stories):
+        paras = [" ".join(rng.choices(vocab, k=30)) + f" {rng.randint(1, 99)}." for _ in range(5)]
+        t = T0 + s * spacing_ms
+        for c in range(copies):
+            body = "\n".join(paras[: 5 - (c % 2)]) + ("\nDonate to keep us going." if c == 3 else "")
+            out.append(_article(f"s{s}-c{c}", f"Headline {s}-{c}", body, t + rng.choice([0, 1, 2]) * HOUR,
+                                len(out)))
+    return out
+
+
+def _index_verdicts(arts: list[Article], config: NearDupConfig = NearDupConfig()) -> set:
+    idx = NearDuplicateIndex(config)
+    out = set()
+    for a in sorted(arts, key=order_key):
+        fp = fingerprint_article(a, config)
+        v = idx.process(fp)
+        out.add((a["article_id"], a["origin"]["offset"], v.duplicate_of, v.story_id))
+    return out
+
+
+def test_replay_matches_the_pure_index_in_any_delivery_order():
+    arts = _family(10)
+    want = _index_verdicts(arts)
+    assert sum(1 for v in want if v[2] is not None) >= 25  # the family really has copies
+    for seed in (1, 2):
+        r = StageReplay(NearDuplicates(mode="tag", band_shards=8), seed=seed)
+        r.replay(arts, step_ms=HOUR)
+        assert r.verdicts() == want
+        assert not r.out[DEAD_LETTERS]
+        assert sum(r.held_bytes().values()) == 0  # everything expires once the watermark passes the horizon
+
+
+def test_replay_agrees_with_the_test_pipeline():
+    arts = _family(4)
+    r = StageReplay(NearDuplicates(mode="tag", band_shards=4), seed=3)
+    r.replay(arts)
+    with test_pipeline.TestPipeline() as p:
+        res = p | beam.Create(arts) | NearDuplicates(mode="tag", band_shards=4)
+        assert_that(res[ARTICLES] | beam.Map(lambda a: (a["article_id"], a["origin"]["offset"],
+                                                        a["dedup"]["duplicate_of"], a["dedup"]["story_id"])),
+                    equal_to(sorted(r.verdicts())))
+
+
+def test_state_per_article_in_the_horizon_is_under_one_kilobyte():
+    # 120 stories x 4 copies over 15 days, a 7-day horizon, 32 shards: every shard holds many entries, as
+    # at production scale with the default 1,024 shards
+    arts = _family(120, spacing_ms=3 * HOUR)
+    r = StageReplay(NearDuplicates(mode="tag", band_shards=32), seed=5)
+    samples = r.replay(arts, step_ms=HOUR, sample_every=40)
+    steady = [s for s in samples if s["fed"] > 240]
+    assert steady
+    for s in steady:
+        per_article = sum(s["held"].values()) / s["articles"]
+        assert per_article <= 1024, s
+        # transient steps hold nothing once the watermark has passed every article
+        assert s["held"]["collect"] == 0 and s["held"]["join"] == 0, s
+    fp_bytes = sum(len(fingerprint_article(a).to_bytes()) for a in arts) / len(arts)
+    last = steady[-1]
+    assert last["held"]["home"] / last["articles"] < fp_bytes + 24  # each fingerprint once, plus key + timer
+    assert last["held"]["band"] / last["articles"] < 32 * 16 * 1.2  # 16-byte entries per band (+ compaction slack)
+
+
+def test_a_request_before_its_fingerprint_waits_and_one_without_is_answered_at_the_watermark():
+    from pipeline.stages.neardup import _FP, _VERIFY, _home_of, _join_key
+
+    import struct
+
+    cfg = NearDupConfig()
+    a, b = _family(1, copies=2)
+    fa, fb = fingerprint_article(a), fingerprint_article(b)
+    if fb.order < fa.order:
+        (a, fa), (b, fb) = (b, fb), (a, fa)
+    home = _home_of(_join_key(a))
+    jk = _join_key(b).encode()
+    request = _VERIFY + struct.pack("<qH", fa.event_ms, len(jk)) + jk + fb.to_bytes()
+    step = _Step("home", _VerifyAtHomeFn(cfg), coders.VarIntCoder(), {})
+    timers: dict = {}
+    ts = Timestamp(micros=fb.event_ms * 1000)
+    assert list(step.fn.process((home, request), **step.kwargs(step.fn.process, home, ts, timers))) == []
+    assert ("home", home, _VerifyAtHomeFn.FLUSH.name) in timers  # waits, at most until the watermark passes the request
+    replies = list(step.fn.process((home, _FP + fa.to_bytes()), **step.kwargs(step.fn.process, home, ts, timers)))
+    assert len(replies) == 1 and replies[0][0] == _join_key(b) and len(replies[0][1]) > 17  # a match
+    # a request for a fingerprint that never comes (expired): "no match" when the flush timer fires
+    other = 12345
+    assert not list(step.fn.process((other, request), **step.kwargs(step.fn.process, other, ts, timers)))
+    due = timers[("home", other, _VerifyAtHomeFn.FLUSH.name)]
+    out = list(step.fn.on_flush(**step.kwargs(step.fn.on_flush, other, due, timers)))
+    assert out == [(_join_key(b), b"\x05")]
+
+
+def test_band_budget_keeps_the_latest_entries_of_a_crowded_band_key():
+    import numpy as np
+
+    from pipeline.stages.neardup import _ENTRY
+
+    # forty notices of one formula (identical bodies, so every band key is shared), budget 5
+    body = "Qtly div 20 cts vs 20 cts previously\nPay April 15\nRecord March 23"
+    arts = [_article(f"f{i:02d}", f"COMPANY{i} DIVIDEND", body, T0 + i * 60_000, i) for i in range(40)]
+    stage = NearDuplicates(mode="tag", band_budget=5, band_shards=4)
+    r = StageReplay(stage, seed=2)
+    r.replay(arts, step_ms=60_000, finish=False)
+    band = r.steps["band"]
+    counts = []
+    for key in list(band.state):
+        e = np.frombuffer(b"".join(band.cell(key, band.specs["stored"]).read()), dtype=_ENTRY)
+        counts.extend(np.unique(e["band"], return_counts=True)[1].tolist())
+    assert counts and max(counts) <= 5 + 5 // 4 + 1  # trimmed to the budget once a quarter over it
+    r.advance(Timestamp(micros=2 ** 62))
+    assert r.verdicts() == _index_verdicts(arts, stage.config)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2 ** 21, 1.5])
+def test_band_shards_are_validated(bad):
+    with pytest.raises(ValueError):
+        NearDuplicates(band_shards=bad)
+
+
+def test_drop_mode_through_the_replay():
+    arts = _family(3)
+    r = StageReplay(NearDuplicates(mode=NearDupMode.DROP, band_shards=4), seed=1)
+    r.replay(arts)
+    want = _index_verdicts(arts)
+    assert {a["article_id"] for a in r.out[DUPLICATES]} == {v[0] for v in want if v[2] is not None}
+    assert {a["article_id"] for a in r.out[ARTICLES]} == {v[0] for v in want if v[2] is None}
+
+
+def test_everything_expires_after_the_horizon():
+    arts = _family(2)
+    r = StageReplay(NearDuplicates(mode="tag", band_shards=4, horizon_seconds=DAY_MS / 1000), seed=1)
+    r.replay(arts)
+    assert sum(r.held_bytes().values()) == 0 and not r.timers
