@@ -7,7 +7,7 @@ Architecture:
 1. :func:`fingerprint` turns an article (clean body, title, event time) into a :class:`Fingerprint`:
    a MinHash signature over 5-word shingles of the normalized body (``num_perm`` 32-bit minima) plus the few
    features verification needs (shingle count, the body's numbers, the headline's subject words and numbers).
-   Packed with :meth:`Fingerprint.to_bytes` it is ~330 bytes with the defaults.
+   Packed with :meth:`Fingerprint.to_bytes` it is ~305 bytes with the defaults (Reuters-21578 mean).
 2. :func:`band_keys` cuts the signature into ``bands`` bands of ``rows`` minima; two stories that share
    a band key are candidates. With 32 bands of 2 rows, a pair with shingle Jaccard 0.27 collides in at
    least one band with probability 0.91, at 0.4 with 0.997.

@@ -46,8 +46,15 @@ Architecture (the pure logic is :mod:`pipeline.neardup`; each arrow is a shuffle
   most similar match as ``duplicate_of`` and the earliest as ``story_id`` (:func:`pipeline.neardup.combine`).
 
 State kept per article for one horizon: its fingerprint once at home (~305 bytes with the defaults) and
-``bands`` entries of 16 bytes, plus per-shard and per-home keys and timers; ``bench/bench_neardup.py``
-measures it by replaying the stage's own DoFns with metered state (``tests/unit/test_neardup_state.py``).
+``bands`` entries of 16 bytes, plus per-shard and per-home keys and timers: ~900 bytes on Reuters-21578,
+measured by ``bench/bench_neardup.py``, which replays the stage's own DoFns with every state cell held
+encoded by its coder (``tests/unit/test_neardup_state.py``). Collectors and joins hold an article only
+until its replies are in.
+
+Counters (namespace ``wirestream``): ``near_dedup_in``, ``near_dedup_out``, ``near_duplicates``,
+``near_dedup_late``, ``near_dedup_band_budget_dropped`` (entries trimmed from crowded band keys),
+``near_dedup_candidates`` (verification requests sent) and ``near_dedup_home_missing`` (requests whose
+fingerprint had left its home: answered "no match").
 
 Timeline (watermark W; a1 and a2 share band key k, whose entries live in shard 17; a3 shares none)::
 
