@@ -47,7 +47,7 @@ def event_time_ms(article: dict) -> int:
 class _ExactDedupFn(beam.DoFn):
     FIRST = userstate.ReadModifyWriteStateSpec(
         "first", coders.TupleCoder([coders.StrUtf8Coder(), coders.VarIntCoder()]))
-    EXPIRY = userstate.TimerSpec("expiry", TimeDomain.WATERMARK)
+    EXPIRY = userstate.TimerSpec("exact_dedup_expiry", TimeDomain.WATERMARK)
 
     def __init__(self, horizon_ms: int):
         self._horizon = horizon_ms

@@ -235,8 +235,10 @@ class _CandidatesInBandFn(beam.DoFn):
     PENDING = userstate.BagStateSpec("pending", _PENDING_CODER)
     STORED = userstate.BagStateSpec("stored", coders.BytesCoder())
     FIRE_AT = userstate.ReadModifyWriteStateSpec("fire_at", coders.VarIntCoder())
-    RELEASE = userstate.TimerSpec("release", TimeDomain.WATERMARK)
-    EXPIRE = userstate.TimerSpec("expire", TimeDomain.WATERMARK)
+    # Timer ids are unique across the whole pipeline: the local runner tracks written timers by id, and
+    # two stateful DoFns sharing one (with different key coders) corrupt each other's timers.
+    RELEASE = userstate.TimerSpec("neardup_shard_release", TimeDomain.WATERMARK)
+    EXPIRE = userstate.TimerSpec("neardup_shard_expire", TimeDomain.WATERMARK)
 
     def __init__(self, config: NearDupConfig):
         self._config = config
@@ -389,8 +391,8 @@ class _VerifyAtHomeFn(beam.DoFn):
 
     FPS = userstate.ReadModifyWriteStateSpec("fps", coders.ListCoder(coders.BytesCoder()))
     WAITING = userstate.BagStateSpec("waiting", _WAITING_CODER)
-    EXPIRE = userstate.TimerSpec("expire", TimeDomain.WATERMARK)
-    FLUSH = userstate.TimerSpec("flush", TimeDomain.WATERMARK)
+    EXPIRE = userstate.TimerSpec("neardup_home_expire", TimeDomain.WATERMARK)
+    FLUSH = userstate.TimerSpec("neardup_home_flush", TimeDomain.WATERMARK)
 
     def __init__(self, config: NearDupConfig):
         self._config = config
