@@ -9,8 +9,15 @@ exact dedup, boilerplate, near-dup, NLP, Avro, Kafka sinks, offset commits) as a
 harness (one runner process + W worker processes), so the ratio measures the workers and nothing else.
 
 Prints, per W: the median articles/s over ``--runs`` runs (wall time of the job, worker start and model
-load included), the runs themselves, and the peak RSS of the runner process and of each worker process
-(psutil, sampled every 0.2 s over the process tree). Then the ratio W=2 / W=1 against the floor (1.7x).
+load included), the runs themselves, the peak RSS and CPU-seconds of the runner process and of each worker
+process (psutil, sampled every 0.2 s over the process tree), and where the wall time went: the runner
+executes one bundle at a time, a stateful (keyed) stage on one worker only, any other stage split over the
+W workers, so the job's wall time is the sum of its bundles' wall times, split here into "one-worker"
+(stateful stages: dedup, boilerplate memory, near-dup joins and their timer rounds) and "split" (stateless
+stages: read, parse, NLP, encode, write). The runner-side figures come from wrapping
+``FnApiRunner._execute_bundle`` (a private Beam method; the breakdown is left out if it moves). Then the
+ratio W=2 / W=1 against the floor (1.7x), and the ratio the stage split predicts from W=1 alone
+(one-worker time + split time / 2): if the measured ratio is below the predicted one, the machine was busy.
 """
 
 from __future__ import annotations
@@ -63,6 +70,80 @@ def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int) ->
         raise RuntimeError("could not load the articles into the broker")
 
 
+class StageClock:
+    """Wall time of each bundle the FnApiRunner executes, as one-worker (stateful stage) or split."""
+
+    def __init__(self):
+        self.bundles: list[tuple[str, bool, float]] = []  # (first step label, stateful, seconds)
+        self._orig = None
+
+    def __enter__(self):
+        try:
+            from apache_beam.runners.portability.fn_api_runner import fn_runner
+        except ImportError:
+            return self
+        orig = getattr(fn_runner.FnApiRunner, "_execute_bundle", None)
+        if orig is None:
+            return self
+        clock = self
+
+        def timed(runner, ctx, bcm, bundle_input):
+            started = time.monotonic()
+            try:
+                return orig(runner, ctx, bcm, bundle_input)
+            finally:
+                try:
+                    stateful = bool(bcm.stage.is_stateful())
+                    label = _stage_label(bcm.stage)
+                except Exception:  # noqa: BLE001 - a diagnostic only
+                    stateful, label = False, "?"
+                clock.bundles.append((label, stateful, time.monotonic() - started))
+
+        self._orig = (fn_runner.FnApiRunner, orig)
+        fn_runner.FnApiRunner._execute_bundle = timed
+        return self
+
+    def __exit__(self, *exc):
+        if self._orig:
+            cls, orig = self._orig
+            cls._execute_bundle = orig
+        return False
+
+    def summary(self) -> dict:
+        one = sum(s for _, st, s in self.bundles if st)
+        split = sum(s for _, st, s in self.bundles if not st)
+        per: dict[str, list] = {}
+        for label, st, s in self.bundles:
+            e = per.setdefault(label, [st, 0, 0.0])
+            e[1] += 1
+            e[2] += s
+        return {"one_worker_s": one, "split_s": split, "bundles": len(self.bundles),
+                "stages": sorted(((lab, st, n, s) for lab, (st, n, s) in per.items()), key=lambda x: -x[3])}
+
+
+_STEPS = ("ReadFromKafka", "ParseArticles", "ExactDedup", "StripBoilerplate", "NearDuplicates", "SpreadForNlp",
+          "ExtractFacts", "EncodeArticles", "WriteArticles", "EncodeDeadLetters", "CommitOffsets",
+          "CountDuplicates", "WriteDuplicates")
+
+
+def _stage_label(stage) -> str:
+    """The wirestream steps a fused stage holds, e.g. ``ExactDedup+StripBoilerplate+NearDuplicates/Fingerprint``."""
+    names = []
+    for t in stage.transforms:
+        name = t.unique_name
+        top = name.split("/")[0]
+        if top not in _STEPS:
+            continue
+        if top == "NearDuplicates":
+            sub = name.split("/")[1] if "/" in name else ""
+            if sub not in ("Fingerprint", "CandidatesInBand", "CollectCandidates", "VerifyAtHome", "AssembleVerdict"):
+                continue  # the joins' Flatten reads and writes: named by the step they feed
+            top = f"NearDuplicates/{sub}"
+        if top not in names:
+            names.append(top)
+    return "+".join(names) or stage.name[:60]
+
+
 class PeakRss(threading.Thread):
     """Peak RSS per process of this process's tree, sampled until stopped."""
 
@@ -76,6 +157,8 @@ class PeakRss(threading.Thread):
         self._halt = threading.Event()
         self.peaks: dict[int, tuple[str, int]] = {}
         self.cpu: dict[int, float] = {}  # last seen user+system CPU seconds per process
+        t0 = self._root.cpu_times()
+        self._runner_cpu0 = t0.user + t0.system  # the bench process is the runner: count this job only
 
     def run(self):
         while not self._halt.is_set():
@@ -101,10 +184,12 @@ class PeakRss(threading.Thread):
         # the python worker processes (not the /bin/sh wrappers the runner starts them with)
         pids = [pid for pid, (cmd, rss) in self.peaks.items() if "sdk_worker_main" in cmd and rss > 50 * 2**20]
         return {"runner_mb": runner / 2**20, "workers_mb": sorted(self.peaks[p][1] / 2**20 for p in pids),
-                "worker_cpu_s": sum(self.cpu.get(p, 0.0) for p in pids)}
+                "worker_cpu_s": sum(self.cpu.get(p, 0.0) for p in pids),
+                "workers_cpu_s": sorted(self.cpu.get(p, 0.0) for p in pids),
+                "runner_cpu_s": self.cpu.get(self._root.pid, 0.0) - self._runner_cpu0}
 
 
-def run_once(bootstrap: str, topic: str, workers: int, extra: list[str]) -> tuple[float, object, dict]:
+def run_once(bootstrap: str, topic: str, workers: int, extra: list[str]) -> tuple[float, object, dict, dict]:
     from pipeline.run import run_job
 
     tag = uuid.uuid4().hex[:8]
@@ -120,13 +205,14 @@ def run_once(bootstrap: str, topic: str, workers: int, extra: list[str]) -> tupl
     sampler.start()
     started = time.monotonic()
     try:
-        summary = run_job(args)
+        with StageClock() as clock:
+            summary = run_job(args)
     finally:
         sampler.stop()
     seconds = time.monotonic() - started
     if not summary.balanced:
         raise RuntimeError(f"accounts do not balance: {summary.line()}")
-    return seconds, summary, sampler.summary()
+    return seconds, summary, sampler.summary(), clock.summary()
 
 
 def main(argv=None) -> int:
@@ -146,30 +232,45 @@ def main(argv=None) -> int:
     print(f"bench_scaling: {len(values)} articles, {args.partitions} partitions, full pipeline "
           f"{' '.join(extra) or '(all stages on)'}, {os.cpu_count()} cores, {args.runs} run(s) per setting")
     rates: dict[int, float] = {}
+    clocks: dict[int, list[dict]] = {}
     with EmbeddedBroker() as broker:
         topic = f"bench-in-{uuid.uuid4().hex[:8]}"
         produce(broker.bootstrap_servers, topic, values, args.partitions)
         for w in counts:
             runs = []
             for _ in range(args.runs):
-                seconds, summary, rss = run_once(broker.bootstrap_servers, topic, w, extra)
+                seconds, summary, rss, clock = run_once(broker.bootstrap_servers, topic, w, extra)
+                clocks.setdefault(w, []).append(clock)
                 runs.append(len(values) / seconds)
                 load = os.getloadavg()[0]
                 per_cpu = len(values) / rss["worker_cpu_s"] if rss["worker_cpu_s"] else float("nan")
                 print(f"  workers={w}: {len(values) / seconds:6.1f} articles/s ({seconds:.1f}s; read={summary.read} "
                       f"written={summary.written} duplicates={summary.duplicates} "
                       f"dead_lettered={summary.dead_lettered}); peak RSS runner {rss['runner_mb']:.0f} MB, "
-                      f"workers {', '.join(f'{m:.0f}' for m in rss['workers_mb'])} MB; worker CPU "
-                      f"{rss['worker_cpu_s']:.1f}s = {per_cpu:.1f} articles per worker CPU-second; "
+                      f"workers {', '.join(f'{m:.0f}' for m in rss['workers_mb'])} MB; CPU runner "
+                      f"{rss['runner_cpu_s']:.1f}s, workers {' + '.join(f'{c:.1f}' for c in rss['workers_cpu_s'])}"
+                      f" = {rss['worker_cpu_s']:.1f}s ({per_cpu:.1f} articles per worker CPU-second); "
                       f"load average {load:.1f} on {os.cpu_count()} cores"
                       f"{' (machine busy: wall-clock figures are not a scaling measurement)' if load > os.cpu_count() + 0.5 else ''}",
                       flush=True)
+                if clock["bundles"]:
+                    print(f"    bundles: {clock['one_worker_s']:.1f}s in stateful stages (one worker), "
+                          f"{clock['split_s']:.1f}s in stages split over {w} worker(s), {clock['bundles']} bundles; "
+                          + "; ".join(f"{lab} {'[1w]' if st else '[split]'} {n}x {sec:.1f}s"
+                                      for lab, st, n, sec in clock["stages"] if sec >= 0.5), flush=True)
             rates[w] = statistics.median(runs)
             print(f"workers={w}: median {rates[w]:.1f} articles/s")
     if 1 in rates and 2 in rates:
         ratio = rates[2] / rates[1]
         verdict = "ok" if ratio >= FLOOR else "BELOW FLOOR"
         print(f"ratio 2 workers / 1 worker: {ratio:.2f}x (floor {FLOOR}x: {verdict})")
+        one = [c for c in clocks.get(1, []) if c["bundles"]]
+        if one:
+            serial = statistics.median(c["one_worker_s"] for c in one)
+            split = statistics.median(c["split_s"] for c in one)
+            best = (serial + split) / (serial + split / 2) if serial + split else float("nan")
+            print(f"predicted from workers=1: {serial:.1f}s one-worker + {split:.1f}s splittable -> at most "
+                  f"{best:.2f}x with 2 workers (Amdahl: the stateful stages do not split on this runner)")
         return 0 if ratio >= FLOOR else 1
     return 0
 
