@@ -93,6 +93,15 @@ def shared_model(name: str | None = None) -> Any:
         return nlp
 
 
+def model_lock(nlp: Any) -> threading.Lock:
+    """One lock per loaded model, for code that must not interleave on it (``nlp.memory_zone()``)."""
+    with _SHARED_LOCK:
+        return _MODEL_LOCKS.setdefault(id(nlp), threading.Lock())
+
+
+_MODEL_LOCKS: dict = {}
+
+
 def split_long_text(text: str, max_length: int) -> list[tuple[int, str]]:
     """Cut ``text`` into pieces of at most ``max_length`` characters at paragraph boundaries.
 

@@ -82,18 +82,23 @@ class _ExtractFactsFn(beam.DoFn):
 
     def _run(self, batch: list[Article]) -> list[tuple[Article, Any]]:
         from pipeline.nlp.extract import extract_pieces, prepare_text
-        from pipeline.nlp.model import pipe_texts
+        from pipeline.nlp.model import model_lock, pipe_texts
 
         items = [(prepare_text(a.get("body") or ""), a) for a in batch]
         out = []
-        for pieces, art in pipe_texts(self._nlp, items, batch_size=self._pipe_batch_size):
-            om = OffsetMap([(s["start"], s["end"]) for s in art.get("boilerplate") or []])
-            attrs, events, ents = extract_pieces(pieces, published_at=art.get("published_at"), offset_map=om)
-            new = Article(art)
-            new["attributions"] = attrs
-            new["events"] = events
-            new["entities"] = ents
-            out.append((art, new))
+        # memory_zone: the strings and docs of this batch are freed when it ends. Without it spaCy's string
+        # store keeps every new token string it ever saw, and a long-running worker grows without bound
+        # (the soak run: ~2 MB per local round). The extractors return plain dicts, so nothing outlives it.
+        # The lock keeps threads sharing this process's model out of each other's zones.
+        with model_lock(self._nlp), self._nlp.memory_zone():
+            for pieces, art in pipe_texts(self._nlp, items, batch_size=self._pipe_batch_size):
+                om = OffsetMap([(s["start"], s["end"]) for s in art.get("boilerplate") or []])
+                attrs, events, ents = extract_pieces(pieces, published_at=art.get("published_at"), offset_map=om)
+                new = Article(art)
+                new["attributions"] = attrs
+                new["events"] = events
+                new["entities"] = ents
+                out.append((art, new))
         return out
 
 
