@@ -409,7 +409,8 @@ class _VerifyAtHomeFn(beam.DoFn):
         if data[:1] == _FP:
             stored = list(fps.read() or [])
             if data[1:] in stored:
-                return  # a retried bundle's duplicate
+                # a retried bundle's duplicate
+                return
             stored.append(data[1:])
             fps.write(stored)
             fp = Fingerprint.from_bytes(data[1:])
