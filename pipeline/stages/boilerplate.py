@@ -70,7 +70,7 @@ from pipeline.boilerplate import ALL_BOILERPLATE, PublisherMemory, load_rules, s
 from pipeline.boilerplate.memory import DAY_MS
 from pipeline.records import Article, ArticleCoder, DeadLetter
 from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, METRICS_NAMESPACE, cheap_state_cache_sizing,
-                                    stage_dead_letter, typed)
+                                    release_time, stage_dead_letter, typed)
 from pipeline.stages.dedup import event_time_ms
 
 __all__ = ["StripBoilerplate", "strip_article"]
@@ -93,16 +93,6 @@ def _micros(timestamp) -> int:
     return max(int(timestamp.micros), 0)  # bounded sources stamp MIN_TIMESTAMP; timers need a real time
 
 
-#: Pending articles are released in one-second steps of element time: one timer firing per publisher and
-#: second, not per distinct Kafka timestamp. Each firing reads the pending bag, so per-timestamp firings
-#: made a bounded replay of one publisher quadratic (1,000 articles: 9 s -> 27 s on the local runner).
-#: The batch a firing releases is still fixed by element time, so verdicts stay deterministic.
-_RELEASE_STEP_MICROS = 1_000_000
-
-
-def _release_time(micros: int) -> int:
-    """The end of the release step that holds ``micros`` (a step boundary at or after it)."""
-    return -(-micros // _RELEASE_STEP_MICROS) * _RELEASE_STEP_MICROS
 
 
 def _order_key(micros: int, article: Article) -> tuple:
@@ -183,7 +173,7 @@ class _StripFn(beam.DoFn):
             yield from self._judge(memory, [article])
             return
         pending.add((micros, self._coder.encode(article)))
-        due = _release_time(micros)
+        due = release_time(micros)
         current = fire_at.read()
         if current is None or due < current:
             fire_at.write(due)
@@ -207,7 +197,7 @@ class _StripFn(beam.DoFn):
             for item in waiting:
                 pending.add(item)
         if waiting:
-            nxt = _release_time(min(m for m, _ in waiting))
+            nxt = release_time(min(m for m, _ in waiting))
             fire_at.write(nxt)
             release.set(Timestamp(micros=nxt))
         else:

@@ -29,6 +29,7 @@ __all__ = [
     "METRICS_NAMESPACE",
     "now_ms",
     "cheap_state_cache_sizing",
+    "release_time",
     "stage_dead_letter",
     "ArticleStageFn",
     "apply_stage_fn",
@@ -83,6 +84,19 @@ def _estimate_size(*objs) -> int:
         else:
             total += sys.getsizeof(o, 64)
     return max(total, 1)
+
+
+#: Stateful stages release what they hold in one-second steps of element time: one timer firing per key
+#: and second rather than per distinct Kafka timestamp. On the local runner timer firings dominated the
+#: boilerplate memory (a one-publisher replay went quadratic) and the near-dup shards (59 -> 165 stories/s
+#: with steps). A firing still releases exactly what lies up to its step, so results do not depend on
+#: arrival order.
+RELEASE_STEP_MICROS = 1_000_000
+
+
+def release_time(micros: int) -> int:
+    """The end of the release step that holds ``micros`` (a step boundary at or after it)."""
+    return -(-micros // RELEASE_STEP_MICROS) * RELEASE_STEP_MICROS
 
 
 def now_ms() -> int:

@@ -101,7 +101,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from pipeline.neardup import Fingerprint, Match, NearDupConfig, band_hashes, combine, fingerprint_article, match
 from pipeline.records import Article, ArticleCoder, DeadLetter
 from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, cheap_state_cache_sizing,
-                                    stage_dead_letter, typed)
+                                    release_time, stage_dead_letter, typed)
 
 __all__ = ["NearDuplicates", "NearDupMode"]
 
@@ -155,15 +155,6 @@ def _micros(timestamp) -> int:
     return max(int(timestamp.micros), 0)  # bounded sources stamp MIN_TIMESTAMP; timers need a real time
 
 
-#: Shard entries are released in one-second steps of element time: one timer firing per shard and second
-#: rather than per distinct Kafka timestamp (timer firings dominated the stage's cost on the local runner).
-#: A firing still releases exactly the entries up to its step, so the result does not depend on arrival.
-_RELEASE_STEP_MICROS = 1_000_000
-
-
-def _release_time(micros: int) -> int:
-    """The end of the release step that holds ``micros`` (a step boundary at or after it)."""
-    return -(-micros // _RELEASE_STEP_MICROS) * _RELEASE_STEP_MICROS
 
 
 def _reply(m: Optional[Match]) -> bytes:
@@ -254,7 +245,7 @@ class _CandidatesInBandFn(beam.DoFn):
         _shard, data = element
         micros = _micros(timestamp)
         pending.add((micros, data))
-        due = _release_time(micros)
+        due = release_time(micros)
         current = fire_at.read()
         if current is None or due < current:
             fire_at.write(due)
@@ -273,7 +264,7 @@ class _CandidatesInBandFn(beam.DoFn):
         for item in waiting:
             pending.add(item)
         if waiting:
-            nxt = _release_time(min(m for m, _ in waiting))
+            nxt = release_time(min(m for m, _ in waiting))
             fire_at.write(nxt)
             release.set(Timestamp(micros=nxt))
         else:
