@@ -64,13 +64,13 @@ import apache_beam as beam
 from apache_beam import coders, pvalue
 from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.boilerplate import ALL_BOILERPLATE, PublisherMemory, load_rules, strip
 from pipeline.boilerplate.memory import DAY_MS
 from pipeline.records import Article, ArticleCoder, DeadLetter
 from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, METRICS_NAMESPACE, cheap_state_cache_sizing,
-                                    release_time, stage_dead_letter, typed)
+                                    element_micros, hold_for_release, rearm_release,
+                                    stage_dead_letter, typed)
 from pipeline.stages.dedup import event_time_ms
 
 __all__ = ["StripBoilerplate", "strip_article"]
@@ -87,10 +87,6 @@ def _event_time_ms(article: dict) -> int | None:
 # A pending article: its element time (micros, clamped at 0) and the article, ArticleCoder bytes (decoded
 # only when released).
 _PENDING_CODER = coders.TupleCoder([coders.VarIntCoder(), coders.BytesCoder()])
-
-
-def _micros(timestamp) -> int:
-    return max(int(timestamp.micros), 0)  # bounded sources stamp MIN_TIMESTAMP; timers need a real time
 
 
 
@@ -162,7 +158,7 @@ class _StripFn(beam.DoFn):
                 release=beam.DoFn.TimerParam(RELEASE)):
         _publisher, article = element
         self._in.inc()
-        micros = _micros(timestamp)
+        micros = element_micros(timestamp)
         done = released_to.read()
         if done is not None and micros <= done:
             # Late: the watermark passed this article and articles after it were already judged. Judge it
@@ -173,11 +169,7 @@ class _StripFn(beam.DoFn):
             yield from self._judge(memory, [article])
             return
         pending.add((micros, self._coder.encode(article)))
-        due = release_time(micros)
-        current = fire_at.read()
-        if current is None or due < current:
-            fire_at.write(due)
-            release.set(Timestamp(micros=due))
+        hold_for_release(fire_at, release, micros)
 
     @userstate.on_timer(RELEASE)
     def on_release(self, fired=beam.DoFn.TimestampParam, memory=beam.DoFn.StateParam(MEMORY),
@@ -196,12 +188,7 @@ class _StripFn(beam.DoFn):
             pending.clear()
             for item in waiting:
                 pending.add(item)
-        if waiting:
-            nxt = release_time(min(m for m, _ in waiting))
-            fire_at.write(nxt)
-            release.set(Timestamp(micros=nxt))
-        else:
-            fire_at.clear()
+        rearm_release(fire_at, release, [m for m, _ in waiting])
         released_to.write(now if done is None else max(done, now))
         if not ready:
             return

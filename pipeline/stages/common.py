@@ -19,6 +19,7 @@ from typing import Iterable
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.records import Article, DeadLetter, dead_letter_for_article
 
@@ -30,6 +31,9 @@ __all__ = [
     "now_ms",
     "cheap_state_cache_sizing",
     "release_time",
+    "element_micros",
+    "hold_for_release",
+    "rearm_release",
     "stage_dead_letter",
     "ArticleStageFn",
     "apply_stage_fn",
@@ -97,6 +101,32 @@ RELEASE_STEP_MICROS = 1_000_000
 def release_time(micros: int) -> int:
     """The end of the release step that holds ``micros`` (a step boundary at or after it)."""
     return -(-micros // RELEASE_STEP_MICROS) * RELEASE_STEP_MICROS
+
+
+def element_micros(timestamp) -> int:
+    """An element timestamp in microseconds, clamped at 0: bounded sources stamp MIN_TIMESTAMP, and timers
+    need a real time."""
+    return max(int(timestamp.micros), 0)
+
+
+def hold_for_release(fire_at, release, micros: int) -> None:
+    """A pending item at ``micros`` was added: make the release timer fire at its step, unless an earlier
+    step is already due (``fire_at`` holds the step the timer is set for)."""
+    due = release_time(micros)
+    current = fire_at.read()
+    if current is None or due < current:
+        fire_at.write(due)
+        release.set(Timestamp(micros=due))
+
+
+def rearm_release(fire_at, release, waiting_micros) -> None:
+    """After a release fired: set the timer for the earliest step still waiting, or clear it."""
+    if waiting_micros:
+        nxt = release_time(min(waiting_micros))
+        fire_at.write(nxt)
+        release.set(Timestamp(micros=nxt))
+    else:
+        fire_at.clear()
 
 
 def now_ms() -> int:

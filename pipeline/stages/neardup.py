@@ -101,7 +101,8 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from pipeline.neardup import Fingerprint, Match, NearDupConfig, band_hashes, combine, fingerprint_article, match
 from pipeline.records import Article, ArticleCoder, DeadLetter
 from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, cheap_state_cache_sizing,
-                                    release_time, stage_dead_letter, typed)
+                                    element_micros, hold_for_release, rearm_release,
+                                    stage_dead_letter, typed)
 
 __all__ = ["NearDuplicates", "NearDupMode"]
 
@@ -149,10 +150,6 @@ def _home_of(join_key: str) -> int:
     """The home key of one input record: a 32-bit digest of its join key. Two records whose digests
     collide share a home; requests name the event time too, and verification checks the ids."""
     return int.from_bytes(hashlib.blake2b(join_key.encode("utf-8"), digest_size=4).digest(), "little")
-
-
-def _micros(timestamp) -> int:
-    return max(int(timestamp.micros), 0)  # bounded sources stamp MIN_TIMESTAMP; timers need a real time
 
 
 
@@ -243,13 +240,9 @@ class _CandidatesInBandFn(beam.DoFn):
                 pending=beam.DoFn.StateParam(PENDING), fire_at=beam.DoFn.StateParam(FIRE_AT),
                 release=beam.DoFn.TimerParam(RELEASE)):
         _shard, data = element
-        micros = _micros(timestamp)
+        micros = element_micros(timestamp)
         pending.add((micros, data))
-        due = release_time(micros)
-        current = fire_at.read()
-        if current is None or due < current:
-            fire_at.write(due)
-            release.set(Timestamp(micros=due))
+        hold_for_release(fire_at, release, micros)
 
     @userstate.on_timer(RELEASE)
     def on_release(self, fired=beam.DoFn.TimestampParam, pending=beam.DoFn.StateParam(PENDING),
@@ -263,12 +256,7 @@ class _CandidatesInBandFn(beam.DoFn):
         pending.clear()
         for item in waiting:
             pending.add(item)
-        if waiting:
-            nxt = release_time(min(m for m, _ in waiting))
-            fire_at.write(nxt)
-            release.set(Timestamp(micros=nxt))
-        else:
-            fire_at.clear()
+        rearm_release(fire_at, release, [m for m, _ in waiting])
         if not ready:
             return
         w = _ENTRY.itemsize
@@ -396,7 +384,7 @@ class _VerifyAtHomeFn(beam.DoFn):
                 fps=beam.DoFn.StateParam(FPS), waiting=beam.DoFn.StateParam(WAITING),
                 expire=beam.DoFn.TimerParam(EXPIRE), flush=beam.DoFn.TimerParam(FLUSH)):
         _home, data = element
-        micros = _micros(timestamp)
+        micros = element_micros(timestamp)
         if data[:1] == _FP:
             stored = list(fps.read() or [])
             if data[1:] in stored:
