@@ -235,6 +235,7 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
             emit(m, cue, "channel", sent_of.get(span.start, 0), char_span=(mt.start(1), mt.end(1)))
 
     # cue-based relations --------------------------------------------------------------------------------
+    in_list = _headline_list_lines(text)
     for si, sent in enumerate(sents):
         bound = sent.start  # a paragraph break inside a "sentence" (headlines, lists) is a hard boundary
         if _FURNITURE.search(sent.text):
@@ -281,6 +282,8 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
                 if m and m.kind == "news_agency":
                     emit(m, "told", "channel", si, at=i)
                 continue
+            if in_list and _in_spans(in_list, tok.idx):
+                continue  # a headline in a list of links ("More to Read / Russia claims ... / World")
             if low in _STUDY_CUES and low not in CUE_VERBS:
                 # "a survey by the European Business Association showed that ..."
                 for m in _study_author_before(dm, bound, i):
@@ -364,6 +367,36 @@ def find_attributions(doc: Any, *, to_raw: Callable[[int, int], tuple[int, int]]
     return res
 
 
+#: Last words that show a line is a sentence broken across lines, not a headline.
+_CONTINUES = {"the", "a", "an", "to", "of", "in", "on", "at", "by", "for", "from", "with", "over", "than", "and",
+              "or", "but", "that", "which", "who", "as", "into", "about", "after", "before", "between", "is",
+              "are", "was", "were", "has", "have", "had", "will", "would", "its", "their", "his", "her", ","}
+_LINE_END = re.compile(r"[.!?:;\"'\u201d\u2019)\]\u2026]\s*$")
+
+
+def _headline_list_lines(text: str) -> list[tuple[int, int]]:
+    """Character spans of lines that belong to a list of headlines or links: short lines (at most 20 words)
+    without sentence-final punctuation between two such lines (section labels, times, other headlines). A
+    story's own headline or a live blog's subheading has a punctuated paragraph after it."""
+    lines = []
+    pos = 0
+    for raw in text.split("\n"):
+        if raw.strip():
+            lines.append((pos, pos + len(raw), raw.strip()))
+        pos += len(raw) + 1
+    bare = [len(x.split()) <= 20 and not _LINE_END.search(x) and (x[:1].isupper() or x[:1].isdigit())
+            and x.split()[-1].lower() not in _CONTINUES for _, _, x in lines]
+    out = []
+    for n, (a, b, _) in enumerate(lines):
+        if bare[n] and (n == 0 or bare[n - 1]) and (n + 1 == len(lines) or bare[n + 1]) and len(lines) > 1:
+            out.append((a, b))
+    return out
+
+
+def _in_spans(spans: list[tuple[int, int]], c: int) -> bool:
+    return any(a <= c < b for a, b in spans)
+
+
 # -- coreference: one entry per distinct source ------------------------------------------------------------
 
 _TITLE_WORDS = {"president", "prime", "minister", "mr", "mrs", "ms", "dr", "sir", "pope", "archbishop", "major",
@@ -405,7 +438,17 @@ def _similar_surname(a: str, b: str) -> bool:
     if len(a) < 5 or len(b) < 5 or a[:4] != b[:4] or abs(len(a) - len(b)) > 2:
         return False
     strip = lambda x: re.sub(r"(?:yy|iy|ii|y|i|ij)$", "", x)  # noqa: E731
-    return strip(a) == strip(b)
+    if strip(a) == strip(b):
+        return True
+    # one y/i/j inserted or swapped after the first four letters: Minnekaev / Minnekayev
+    if len(a) < 6 or len(b) < 6:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    k = next((n for n in range(len(a)) if a[n] != b[n]), len(a))
+    if len(a) == len(b):
+        return a[k] in "yij" and b[k] in "yij" and a[k + 1:] == b[k + 1:]
+    return len(b) == len(a) + 1 and b[k] in "yij" and a[k:] == b[k + 1:]
 
 
 def _initials(name: str) -> str:
@@ -428,6 +471,11 @@ def _personish(dm: DocMentions, m: Mention) -> bool:
 
 
 _ACRONYM_PAREN = re.compile(r"\(([A-Z]{2,6})\)")
+_ACRONYM_TOKEN = re.compile(r"\b[A-Z]{3,6}\b")
+_WORD = re.compile(r"[A-Za-z][\w'\u2019-]*")
+_ACR_SKIP = {"of", "the", "and", "for", "on", "in"}
+#: A conjunction glued to the next word by lost spacing in scraped text ("ButThrall, who previously ...").
+_GLUED = re.compile(r"^(?:But|And|Yet|So|Or|Then|As|In|The)([A-Z][a-z]{2,}(?:-[A-Z][a-z]+)?)$")
 _ACRONYM_DEF = re.compile(r"([A-Za-z][\w' -]{3,80}?)\s*\(([A-Z]{2,6})\)")
 
 
@@ -475,8 +523,45 @@ class _Coref:
                         kind = "official_body" if {w.lower() for w in tail} & GOV_WORDS else "organization"
                         self.acronyms.insert(0, (acr, Mention(span.start, span.end, kind, name, name, "NP")))
                     break
+        self._spelled_acronyms(text)
         self._persons_seen: list[tuple[str, str]] = []  # (first name or "", surname) of emitted persons
         self._keys: dict[tuple[str, str], tuple[str, str]] = {}
+        self._body_sigs: dict[tuple[str, str], tuple[str, frozenset, str | None]] = {}
+
+    def _spelled_acronyms(self, text: str) -> None:
+        """An acronym of three or more letters that no named body explains, spelled by the initials of a
+        body written in lower case elsewhere: "the CBR" <- "the central bank of Russia"."""
+        known = {ini for ini, _ in self.acronyms}
+        wanted = {a for a in _ACRONYM_TOKEN.findall(text) if a not in known} - {"CEO", "USA", "GMT", "UTC"}
+        if not wanted:
+            return
+        words = list(_WORD.finditer(text))
+        for acr in sorted(wanted):
+            n = len(acr)
+            for i, w in enumerate(words):
+                if w.group(0)[0].lower() != acr[0].lower() or w.group(0).lower() in _ACR_SKIP:
+                    continue
+                content, k = [w], i + 1
+                while k < len(words) and len(content) < n:
+                    if text[words[k - 1].end():words[k].start()].strip():
+                        break  # punctuation between the words
+                    if words[k].group(0).lower() not in _ACR_SKIP:
+                        content.append(words[k])
+                    k += 1
+                if len(content) < n or "".join(x.group(0)[0] for x in content).upper() != acr:
+                    continue
+                low = {x.group(0).lower() for x in content}
+                if not low & (GOV_WORDS | _ORG_HEADS) or all(x.group(0)[0].isupper() for x in content):
+                    continue
+                span = self.dm.doc.char_span(w.start(), content[-1].end(), alignment_mode="expand")
+                if span is None:
+                    continue
+                name = text[w.start():content[-1].end()]
+                c = self.dm.cl.country_in([x.group(0) for x in content])
+                kind = "official_body" if low & GOV_WORDS else "organization"
+                self.acronyms.append((acr, Mention(span.start, span.end, kind, name, name, "NP",
+                                                   c[0] if c else None)))
+                break
 
     def person_in_role(self, m: Mention) -> Mention | None:
         """ "Russia's deputy foreign minister said" where the article names him elsewhere as "Deputy Foreign
@@ -518,6 +603,12 @@ class _Coref:
                            p.descriptor if p else None, "leader")
         if m.kind in ("news_agency", "country") or m.label == "PRON":
             return m
+        glued = _GLUED.match(m.name)
+        if glued:
+            p = self.person_for(glued.group(1))
+            if p is not None:
+                return Mention(m.start, m.end, "person", p.name, m.text, p.label, p.country, p.descriptor,
+                               p.country_kind)
         if m.kind == "person":
             m = _strip_role(m)
         if m.kind == "official_body" and m.label == "NP":
@@ -563,20 +654,90 @@ class _Coref:
                     return ("person", f + " " + s)
             self._persons_seen.append((first, sur))
             return ("person", first + " " + sur)
+        if m.kind == "country" and m.country and m.country_kind in ("name", "capital") \
+                and re.sub(r"^the\s+", "", m.name.lower()) not in _SEATS_OF_GOVERNMENT:
+            # a country and its capital city speaking are one source, its government ("Moscow says" after
+            # "Russia said"); a seat of government ("the Kremlin", "the Pentagon") is a body of its own
+            return ("country", m.country)
         name = re.sub(r"^(?:the)\s+", "", m.name.lower())
         if kind == "news_agency":
             return (name, kind)
-        words = re.findall(r"[\w]+", name)
+        unnamed = self._unnamed_officials(m)
+        if unnamed is not None:
+            # "Ukrainian officials say ...", "a Ukrainian official denounced ...", "Ukraine's energy officials
+            # said ...": unnamed officials of one government cannot be told apart -- one source
+            return self._keys.setdefault(("officials", unnamed), (name, kind))
+        gloss = self._gloss(m)
+        if gloss is not None:
+            for k, v in self._keys.items():
+                if k[0] == "body" and self._body_sigs[k][0] == gloss:
+                    return v  # "The Council of Ministers (government)" after "the Soviet government"
+        head, words, country = self._sig(m.name)
+        country = country or m.country
         for k, v in self._keys.items():
             if k[0] != "body":
                 continue
-            other = re.findall(r"[\w]+", k[1])
-            if words and other and words[-1] == other[-1] and words[-1] in lexicon_gov_words() and (
-                    set(words) <= set(other) or set(other) <= set(words)):
+            h2, w2, c2 = self._body_sigs[k]
+            if head and head == h2 and head in lexicon_gov_words() and (words <= w2 or w2 <= words) \
+                    and (country is None or c2 is None or country == c2):
                 return v
-        self._keys[("body", name)] = (name, kind)
-        return (name, kind)
+        k = ("body", f"{name}@{country or ''}")  # one name, two countries: "Japan's" / "South Korea's Defense Ministry"
+        self._keys[k] = (k[1], kind)
+        self._body_sigs[k] = (head, words, country)
+        return (k[1], kind)
 
+    def _sig(self, name: str) -> tuple[str, frozenset, str | None]:
+        """A body name as (head, content words, country): "the central bank of Russia", "Russia's central
+        bank" and "the Russian central bank" all give ("bank", {central, bank}, "RUS"); "the ministry of
+        defence" and "defence ministry" the same words."""
+        words = [w for w in re.findall(r"[\w.\u2019'-]+", name) if w.lower() not in ("the", "a", "an")]
+        country = None
+        content = []
+        for w in words:
+            hit = self.dm.cl.lookup(w) or self.dm.cl.lookup(w.title())
+            if hit and hit[1] in ("name", "demonym"):
+                country = country or hit[0]
+                continue
+            w = re.sub(r"[\u2019']s$", "", w).lower().strip(".")
+            if w and w not in ("s", "and"):
+                content.append(w)
+        if not content:
+            return "", frozenset(), country
+        cut = next((n for n, w in enumerate(content) if w in ("of", "for", "on") and n > 0), len(content))
+        head = content[cut - 1]
+        return head, frozenset(w for w in content if w not in ("of", "for", "on")), country
+
+    def _unnamed_officials(self, m: Mention) -> str | None:
+        """The country of an unnamed official whose only affiliation is the country (with common nouns:
+        "Ukraine's energy officials"), else None ("a Foreign Ministry official" names a body)."""
+        if m.label != "NP" or not m.country:
+            return None
+        words = re.findall(r"[\w.\u2019'-]+", m.name)
+        if not words or words[-1].lower() not in ("official", "officials", "source", "sources"):
+            return None
+        for w in words[:-1]:
+            hit = self.dm.cl.lookup(w) or self.dm.cl.lookup(w.title())
+            if hit and hit[1] in ("name", "demonym") and hit[0] == m.country:
+                continue
+            if w[:1].isupper() or w.lower() in ("s", "’s"):
+                if w.lower() in ("s", "’s", "'s"):
+                    continue
+                return None
+        return m.country
+
+    def _gloss(self, m: Mention) -> str | None:
+        """ "The Council of Ministers (government)": the common noun glossing a body in parentheses."""
+        doc = self.dm.doc
+        e = m.end
+        if e + 2 < len(doc) and doc[e].text == "(" and doc[e + 2].text == ")" and doc[e + 1].is_lower \
+                and doc[e + 1].is_alpha and doc[e + 1].lower_ in lexicon_gov_words():
+            return doc[e + 1].lower_
+        return None
+
+
+#: Lexicon "capitals" that name an institution, not the city: sources distinct from the country.
+_SEATS_OF_GOVERNMENT = {"kremlin", "white house", "pentagon", "state department", "capitol hill", "downing street",
+                        "whitehall", "elysee", "élysée", "zhongnanhai"}
 
 _UNIQUE_ROLES = {"minister", "spokesman", "spokeswoman", "spokesperson", "ambassador", "envoy", "governor",
                  "president", "mayor", "secretary", "chancellor", "premier", "commander", "chief", "head",
@@ -1107,7 +1268,7 @@ def _clause_subject(dm: DocMentions, bound: int, j: int) -> list[Mention]:
             if m is not None and m.start != k:
                 m = None
         if m is not None and m.kind in ("person", "organization", "official_body", "country", "news_agency") \
-                and _pp_object(dm, bound, m) is None:
+                and _pp_object(dm, bound, m) is None and not _after_that(doc, bound, m.start):
             q = m.end
             while q < j and doc[q].tag_ == "NNP" and dm.at(q) is None and q < m.end + 3:
                 q += 1
@@ -1126,6 +1287,15 @@ def _clause_subject(dm: DocMentions, bound: int, j: int) -> list[Mention]:
                 best = ([other] if other is not None else []) + out
         k = m.end if m is not None and m.end > k else k + 1
     return best
+
+
+def _after_that(doc: Any, bound: int, start: int) -> bool:
+    """Whether the noun phrase at ``start`` opens a that-clause ("He reiterated that Ukraine remains open ...
+    and said": Ukraine is the subject of the reported clause, not of "said")."""
+    q = start - 1
+    while q >= bound and doc[q].tag_ in ("DT", "JJ", "POS", "NNP", "PRP$") and doc[q].lower_ != "that":
+        q -= 1
+    return q >= bound and doc[q].lower_ == "that"
 
 
 def _participle_subject(dm: DocMentions, bound: int, i: int) -> list[Mention]:

@@ -27,15 +27,22 @@ __all__ = ["ENTITY_LABELS", "prepare_text", "extract", "extract_pieces"]
 ENTITY_LABELS = {"PERSON", "ORG", "GPE", "NORP", "LOC", "FAC", "EVENT", "DATE", "LAW", "PRODUCT", "WORK_OF_ART"}
 
 _WRAPPED_NL = re.compile(r"(?<=\S)\n(?=[^\s])")
+#: Horizontal spaces other than " " (no-break, figure, thin, ideographic ...): the tokenizer makes each one a
+#: token of its own ("of\xa0the" -> "of", "\xa0", "the"), which breaks every rule that looks at the previous
+#: word ("Shevchuk of\xa0the ... Church" no longer reads as a prepositional phrase).
+_ODD_SPACES = str.maketrans({c: " " for c in "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+                                         "\u2009\u200a\u202f\u205f\u3000"})
 
 
 def prepare_text(text: str) -> str:
-    """Undo hard line wrapping (Reuters-21578 style bodies) without changing any offset.
+    """Normalize spacing for the tagger without changing any offset.
 
-    In a body whose lines are wrapped at a fixed width, a newline followed by a non-space character is a
-    wrap, not a paragraph break, and becomes a space (paragraphs there start with an indent). Other bodies
-    are returned unchanged. The result always has the same length as ``text``.
+    No-break and other one-character horizontal spaces become " ". In a body whose lines are wrapped at a
+    fixed width (Reuters-21578 style), a newline followed by a non-space character is a wrap, not a paragraph
+    break, and becomes a space (paragraphs there start with an indent). The result always has the same length
+    as ``text``.
     """
+    text = text.translate(_ODD_SPACES)
     lines = text.split("\n")
     if len(lines) < 4:
         return text
