@@ -1248,8 +1248,9 @@ def _bare_name(dm: DocMentions, bound: int, j: int) -> Mention | None:
         return None
     if k > bound and not (doc[k - 1].is_punct or doc[k - 1].is_space):
         return None
-    if {t.lower_ for t in words} & (_NOT_PERSON_WORDS | GOV_WORDS | _TITLE_WORDS) or dm.cl.lookup(words.text):
-        return None
+    hit = dm.cl.lookup(words.text)
+    if {t.lower_ for t in words} & (_NOT_PERSON_WORDS | GOV_WORDS | _TITLE_WORDS) or (hit and hit[1] != "leader"):
+        return None  # a country or capital; a leader the lexicon knows ("Rustem Umerov") is a person
     if j + 2 >= len(doc) or doc[j + 1].text != "," or not _PERSON_ROLES.search(doc[j + 2:j + 8].text):
         return None
     return Mention(k, j + 1, "person", words.text, words.text, "NP")
@@ -1279,6 +1280,15 @@ def _clause_subject(dm: DocMentions, bound: int, j: int) -> list[Mention]:
             if q + 1 < j and doc[q].lower_ == "and" and dm.at(q + 1) is not None:
                 out.append(dm.at(q + 1))
                 q = dm.at(q + 1).end
+            elif m.kind == "person" and q + 1 < j and doc[q].lower_ in ("of", "from", "at"):
+                # "Archbishop Sviatoslav Shevchuk of the Ukrainian Greek Catholic Church attended ...":
+                # the affiliation phrase between the person and the verb
+                p = q + 1
+                while p < j and p < q + 9 and (doc[p].tag_ in ("DT", "NNP", "NNPS", "NN", "JJ", "POS", "HYPH")
+                                                or dm.at(p) is not None) and not doc[p].is_punct:
+                    p += 1
+                if p < j and doc[p].tag_ in ("VBD", "VBZ") and p > q + 1:
+                    q = p
             while q < j and (doc[q].tag_ in ("RB", "MD") or doc[q].lower_ in ("has", "have", "had", "not")
                              or doc[q].ent_type_ in ("DATE", "TIME")):
                 q += 1
