@@ -17,7 +17,12 @@ the md5 of the article id: a fixed split to tune rules on one half and check the
 set (corpus articles, whose people labels include official bodies and organizations, vs the synthetic
 articles, whose people labels list persons only).
 
+With ``--score FILE`` it runs no extractor and reads the records of FILE instead (the decoded output of
+``python tests/quality/pipeline_quality.py --keep FILE``), so the end-to-end figures can be broken down the
+same way.
+
 usage: python tests/quality/nlp_quality.py [--spacy-model NAME] [--out FILE] [--no-score-dev] [--halves]
+                                           [--score FILE]
 """
 
 from __future__ import annotations
@@ -229,17 +234,30 @@ def main(argv=None) -> int:
     ap.add_argument("--no-score-dev", action="store_true", help="do not run ../shared/tools/score_dev.py")
     ap.add_argument("--halves", action="store_true", help="also print agencies and people per half of the "
                                                           "labelled articles and per label set")
+    ap.add_argument("--score", default=None, metavar="FILE", help="score the output records in FILE (e.g. from "
+                                                                   "pipeline_quality.py --keep) instead of "
+                                                                   "running the extractors")
     args = ap.parse_args(argv)
     shared = shared_dir()
     if shared is None:
         print("../shared (corpus and gold labels) not found; set WIRESTREAM_SHARED", file=sys.stderr)
         return 2
     sd = _score_module(shared)
-    nlp = load_model(args.spacy_model)
-    arts = _articles(shared)
-    t0 = time.perf_counter()
-    out = run(nlp, arts)
-    print(f"{len(out)} articles in {time.perf_counter() - t0:.1f}s")
+    if args.score:
+        arts = _articles(shared)
+        out = {}
+        for d in read_jsonl(Path(args.score)):
+            if d["article_id"] in arts:
+                out[d["article_id"]] = {k: d.get(k) or [] for k in ("attributions", "events", "boilerplate")}
+                out[d["article_id"]].update(article_id=d["article_id"], dedup=d.get("dedup") or {})
+        print(f"{len(out)} labelled articles read from {args.score}")
+        args.out = args.out or args.score
+    else:
+        nlp = load_model(args.spacy_model)
+        arts = _articles(shared)
+        t0 = time.perf_counter()
+        out = run(nlp, arts)
+        print(f"{len(out)} articles in {time.perf_counter() - t0:.1f}s")
     res = evaluate(sd, out, shared)
     ok = True
     print("\nfloors:")
@@ -251,11 +269,12 @@ def main(argv=None) -> int:
     if args.halves:
         halves_table(sd, out, shared)
     path = args.out or tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False).name
-    with open(path, "w", encoding="utf-8") as fh:
-        for d in out.values():
-            fh.write(json.dumps({k: d[k] for k in ("article_id", "attributions", "events", "boilerplate",
-                                                   "dedup")}) + "\n")
-    print(f"\nwrote {path}")
+    if not args.score:
+        with open(path, "w", encoding="utf-8") as fh:
+            for d in out.values():
+                fh.write(json.dumps({k: d[k] for k in ("article_id", "attributions", "events", "boilerplate",
+                                                       "dedup")}) + "\n")
+        print(f"\nwrote {path}")
     if not args.no_score_dev:
         print("score_dev.py says:")
         subprocess.run([sys.executable, str(shared / "tools" / "score_dev.py"), path], check=False)
