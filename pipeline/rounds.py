@@ -20,19 +20,30 @@ Memory between rounds: the exact-dedup memory is carried by warm-starting every 
 the sink topic (:mod:`pipeline.stages.warmstart`); round 1 warm-starts when ``--dedup-warm-start`` is set.
 Near-duplicate and boilerplate memories start afresh in each round on this runner (on a streaming runner
 they live as long as the job).
+
+Process memory between rounds: every round starts new threads (the runner's workers, the Kafka clients'),
+and glibc gives threads their own malloc arenas, up to eight per core. Each arena keeps the high-water mark
+of the rounds that used it, so a long loop's RSS climbed by ~2 MB a round while the memory in use stayed
+flat (mallinfo2 after 24 rounds: 39 -> 40 MB in use, 13 -> 122 MB free but held). :func:`run_rounds`
+therefore caps the arenas at two (``mallopt(M_ARENA_MAX)``, unless ``MALLOC_ARENA_MAX`` is set) before the
+first round and hands free pages back (``malloc_trim``) after each round (:func:`release_memory`).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import logging
+import os
+import sys
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from pipeline.errors import BrokerError, ConfigError
 from pipeline.kafkaio import StartMode, StartSpec
 
-__all__ = ["RoundPolicy", "has_backlog", "run_rounds"]
+__all__ = ["RoundPolicy", "has_backlog", "run_rounds", "limit_malloc_arenas", "release_memory"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -94,6 +105,48 @@ def has_backlog(consumer_config: Mapping[str, Any], topics: Sequence[str], *, ti
         consumer.close()
 
 
+_M_ARENA_MAX = -8  # mallopt parameter number (malloc.h)
+_GLIBC: list = []  # [libc or None], resolved once
+
+
+def _glibc():
+    """The C library when it is glibc (mallopt/malloc_trim), else None (musl, macOS, Windows)."""
+    if not _GLIBC:
+        libc = None
+        if sys.platform.startswith("linux"):
+            try:
+                lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                if hasattr(lib, "gnu_get_libc_version") and hasattr(lib, "malloc_trim"):
+                    lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+                    lib.malloc_trim.argtypes = [ctypes.c_size_t]
+                    libc = lib
+            except OSError:
+                libc = None
+        _GLIBC.append(libc)
+    return _GLIBC[0]
+
+
+def limit_malloc_arenas(max_arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas for this process; True if the cap was set.
+
+    Takes effect for arenas created afterwards, so call it before the first round's threads exist.
+    Leaves the process alone when ``MALLOC_ARENA_MAX`` is set (the operator chose) or the C library is not
+    glibc. Two arenas cost nothing measurable here: the stages hold the GIL, and the native threads
+    (librdkafka, spaCy's BLAS calls) allocate little.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    libc = _glibc()
+    return bool(libc is not None and libc.mallopt(_M_ARENA_MAX, int(max_arenas)))
+
+
+def release_memory() -> None:
+    """Hand the C heap's free pages back to the OS (glibc ``malloc_trim``); a no-op elsewhere."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 def _merge(total: dict, counters: Mapping[str, int]) -> None:
     for k, v in counters.items():
         total[k] = total.get(k, 0) + v
@@ -115,6 +168,8 @@ def run_rounds(config, run_round: Callable[[Any], Mapping[str, int]], *,
     if not config.commit_offsets:
         raise ConfigError("--no-commit needs --bounded on the local runner: unbounded local runs resume each "
                           "round from the committed offsets")
+    if limit_malloc_arenas():  # before any thread of the loop (Kafka clients, runner workers) exists
+        _LOGGER.debug("malloc arenas capped at 2 for the round loop")
     first_start = config.start
     if first_start.mode == StartMode.LATEST:
         from pipeline.kafkaio import _probe_high_watermarks  # the one fetch-based end probe
@@ -152,6 +207,7 @@ def run_rounds(config, run_round: Callable[[Any], Mapping[str, int]], *,
         except (ConfigError, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - the round's offsets stay uncommitted; retry it
+            release_memory()
             _LOGGER.error("round %d failed after %.1fs: %s: %s -- nothing of it is committed; retrying in %.0fs",
                           rounds + 1, time.monotonic() - began, type(exc).__name__, _first_lines(exc),
                           min(backoff, policy.retry_max_seconds))
@@ -159,6 +215,7 @@ def run_rounds(config, run_round: Callable[[Any], Mapping[str, int]], *,
             backoff = min(backoff * 2, policy.retry_max_seconds)
             rounds += 1
             continue
+        release_memory()  # the round's threads are gone: give their peak back before waiting for input
         backoff = policy.retry_initial_seconds
         rounds += 1
         _merge(total, counters)
