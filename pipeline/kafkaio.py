@@ -388,9 +388,12 @@ class _ReadPartitionFn(beam.DoFn):
         emitted = 0
         quiet_since = time.monotonic()
         while True:
-            # Short timeouts: consume() returns early only when num_messages are ready, and a partition
-            # end (EOF event) must not cost a full poll interval.
-            msgs = consumer.consume(num_messages=min(500, self._max_records), timeout=0.05)
+            # consume() with a timeout returns early only when num_messages are ready, so take what the
+            # client has already fetched without waiting, and wait only for the next single record (or the
+            # partition-end event) when nothing is there: a short partition must not cost a poll interval.
+            msgs = consumer.consume(num_messages=min(500, self._max_records), timeout=0)
+            if not msgs:
+                msgs = consumer.consume(num_messages=1, timeout=0.05)
             now = time.monotonic()
             if msgs:
                 quiet_since = now
@@ -431,6 +434,11 @@ class _ReadPartitionFn(beam.DoFn):
                 if cur is None or event_time > cur:
                     watermark.set_watermark(event_time)
                 yield TimestampedValue(rec, event_time)
+                if pos >= restriction.stop:
+                    # the range's last record: done, without waiting for the partition-end event (a broker
+                    # answers a fetch at the log end only after fetch.wait.max.ms, 500 ms by default)
+                    tracker.try_claim(restriction.stop)
+                    return
             if idle:
                 if not self._bounded:
                     lagged = Timestamp.now() - Duration(seconds=self._idle_lag)
