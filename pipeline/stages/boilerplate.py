@@ -69,7 +69,7 @@ from pipeline.boilerplate import ALL_BOILERPLATE, PublisherMemory, load_rules, s
 from pipeline.boilerplate.memory import DAY_MS
 from pipeline.records import Article, ArticleCoder, DeadLetter
 from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, METRICS_NAMESPACE, cheap_state_cache_sizing,
-                                    element_micros, hold_for_release, rearm_release,
+                                    element_micros, ReleaseSteps,
                                     stage_dead_letter, typed)
 from pipeline.stages.dedup import event_time_ms
 
@@ -121,13 +121,12 @@ class _StripFn(beam.DoFn):
     """Per publisher: buffer arriving articles, release them in event-time order when the watermark passes.
 
     State: ``memory`` the publisher's :class:`PublisherMemory` bytes; ``pending`` (element time in micros,
-    article) waiting for the watermark; ``fire_at`` the release timer's time; ``released_to`` the latest
-    time released (an article at or before it arrived after the watermark passed it: late).
+    article) waiting for the watermark; ``released_to`` the latest time released (an article at or before
+    it arrived after the watermark passed it: late). One release timer per pending step (:class:`ReleaseSteps`).
     """
 
     MEMORY = userstate.ReadModifyWriteStateSpec("memory", coders.BytesCoder())
     PENDING = userstate.BagStateSpec("pending", _PENDING_CODER)
-    FIRE_AT = userstate.ReadModifyWriteStateSpec("fire_at", coders.VarIntCoder())
     RELEASED_TO = userstate.ReadModifyWriteStateSpec("released_to", coders.VarIntCoder())
     RELEASE = userstate.TimerSpec("boilerplate_release", TimeDomain.WATERMARK)
     # Timer family ids must be unique in the pipeline: the local FnApiRunner buffers written timers by family
@@ -140,6 +139,7 @@ class _StripFn(beam.DoFn):
         self._mem_params = {"min_articles": min_articles, "max_paragraphs": max_paragraphs,
                             "horizon_ms": horizon_ms}
         self._rules = None
+        self._steps = ReleaseSteps()
         self._coder = ArticleCoder()
         self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "boilerplate_in")
         self._out = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "boilerplate_out")
@@ -152,11 +152,13 @@ class _StripFn(beam.DoFn):
         cheap_state_cache_sizing()
         self._rules = load_rules(self._rules_path)
 
+    def start_bundle(self):
+        self._steps.new_bundle()
+
     def process(self, element: typing.Tuple[str, Article], timestamp=beam.DoFn.TimestampParam,
                 memory=beam.DoFn.StateParam(MEMORY), pending=beam.DoFn.StateParam(PENDING),
-                fire_at=beam.DoFn.StateParam(FIRE_AT), released_to=beam.DoFn.StateParam(RELEASED_TO),
-                release=beam.DoFn.TimerParam(RELEASE)):
-        _publisher, article = element
+                released_to=beam.DoFn.StateParam(RELEASED_TO), release=beam.DoFn.TimerParam(RELEASE)):
+        publisher, article = element
         self._in.inc()
         micros = element_micros(timestamp)
         done = released_to.read()
@@ -169,12 +171,13 @@ class _StripFn(beam.DoFn):
             yield from self._judge(memory, [article])
             return
         pending.add((micros, self._coder.encode(article)))
-        hold_for_release(fire_at, release, micros)
+        self._steps.arm(release, publisher, micros)
 
     @userstate.on_timer(RELEASE)
-    def on_release(self, fired=beam.DoFn.TimestampParam, memory=beam.DoFn.StateParam(MEMORY),
-                   pending=beam.DoFn.StateParam(PENDING), fire_at=beam.DoFn.StateParam(FIRE_AT),
-                   released_to=beam.DoFn.StateParam(RELEASED_TO), release=beam.DoFn.TimerParam(RELEASE)):
+    def on_release(self, key=beam.DoFn.KeyParam, fired=beam.DoFn.TimestampParam,
+                   memory=beam.DoFn.StateParam(MEMORY), pending=beam.DoFn.StateParam(PENDING),
+                   released_to=beam.DoFn.StateParam(RELEASED_TO)):
+        self._steps.fired(key, fired)
         now = int(fired.micros)
         done = released_to.read()
         held = list(pending.read())
@@ -188,7 +191,6 @@ class _StripFn(beam.DoFn):
             pending.clear()
             for item in waiting:
                 pending.add(item)
-        rearm_release(fire_at, release, [m for m, _ in waiting])
         released_to.write(now if done is None else max(done, now))
         if not ready:
             return

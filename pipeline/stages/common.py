@@ -32,8 +32,7 @@ __all__ = [
     "cheap_state_cache_sizing",
     "release_time",
     "element_micros",
-    "hold_for_release",
-    "rearm_release",
+    "ReleaseSteps",
     "stage_dead_letter",
     "ArticleStageFn",
     "apply_stage_fn",
@@ -109,24 +108,36 @@ def element_micros(timestamp) -> int:
     return max(int(timestamp.micros), 0)
 
 
-def hold_for_release(fire_at, release, micros: int) -> None:
-    """A pending item at ``micros`` was added: make the release timer fire at its step, unless an earlier
-    step is already due (``fire_at`` holds the step the timer is set for)."""
-    due = release_time(micros)
-    current = fire_at.read()
-    if current is None or due < current:
-        fire_at.write(due)
-        release.set(Timestamp(micros=due))
+class ReleaseSteps:
+    """Arms the release timers of a stateful DoFn: one timer per key and release step.
 
+    Each step has its own timer (dynamic timer tag = the step's time), so arming a step needs no state:
+    with a single timer per key, every arriving element had to read "when does the timer fire now" to
+    decide whether to move it, a keyed-state read per key and bundle (a round trip to the runner where
+    the state cache is cold) plus a write per step. A firing releases what lies up to its step; a step
+    whose items an earlier firing released finds nothing. Setting a timer again is idempotent (same key,
+    family and tag); :meth:`arm` also skips the steps this bundle has already set and not yet seen fire.
+    Call :meth:`new_bundle` from ``start_bundle`` and :meth:`fired` from the timer callback.
+    """
 
-def rearm_release(fire_at, release, waiting_micros) -> None:
-    """After a release fired: set the timer for the earliest step still waiting, or clear it."""
-    if waiting_micros:
-        nxt = release_time(min(waiting_micros))
-        fire_at.write(nxt)
-        release.set(Timestamp(micros=nxt))
-    else:
-        fire_at.clear()
+    def __init__(self):
+        self._armed: set = set()
+
+    def new_bundle(self) -> None:
+        self._armed = set()
+
+    def arm(self, release, key, micros: int) -> None:
+        """An item at ``micros`` is pending under ``key``: make sure its step's timer is set."""
+        due = release_time(micros)
+        if (key, due) in self._armed:
+            return
+        self._armed.add((key, due))
+        release.set(Timestamp(micros=due), dynamic_timer_tag=str(due))
+
+    def fired(self, key, fired) -> None:
+        """The timer of ``key``'s step at ``fired`` fired: an item arriving for that step later in this
+        bundle must set it again."""
+        self._armed.discard((key, int(fired.micros)))
 
 
 def now_ms() -> int:

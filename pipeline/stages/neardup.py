@@ -101,7 +101,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from pipeline.neardup import Fingerprint, Match, NearDupConfig, band_hashes, combine, fingerprint_article, match
 from pipeline.records import Article, ArticleCoder, DeadLetter
 from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, cheap_state_cache_sizing,
-                                    element_micros, hold_for_release, rearm_release,
+                                    element_micros, ReleaseSteps,
                                     stage_dead_letter, typed)
 
 __all__ = ["NearDuplicates", "NearDupMode"]
@@ -217,48 +217,52 @@ class _CandidatesInBandFn(beam.DoFn):
     """Per shard of band keys: the candidates of each entry, in watermark order; entries kept one horizon.
 
     State: ``pending`` entries waiting for the watermark; ``stored`` blobs of packed entries (a bag, so a
-    release appends only its own entries); ``fire_at`` the pending timer's time.
+    release appends only its own entries). One release timer per pending step (:class:`ReleaseSteps`); an
+    ``expire`` timer a horizon after the last release (not set in batch execution: see ``expire_state``).
     """
 
     PENDING = userstate.BagStateSpec("pending", _PENDING_CODER)
     STORED = userstate.BagStateSpec("stored", coders.BytesCoder())
-    FIRE_AT = userstate.ReadModifyWriteStateSpec("fire_at", coders.VarIntCoder())
     # Timer ids are unique across the whole pipeline: the local runner tracks written timers by id, and
     # two stateful DoFns sharing one (with different key coders) corrupt each other's timers.
     RELEASE = userstate.TimerSpec("neardup_shard_release", TimeDomain.WATERMARK)
     EXPIRE = userstate.TimerSpec("neardup_shard_expire", TimeDomain.WATERMARK)
 
-    def __init__(self, config: NearDupConfig):
+    def __init__(self, config: NearDupConfig, *, expire_state: bool = True):
         self._config = config
+        self._expire_state = expire_state
+        self._steps = ReleaseSteps()
         self._late = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_late")
         self._trimmed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_band_budget_dropped")
 
     def setup(self):
         cheap_state_cache_sizing()
 
+    def start_bundle(self):
+        self._steps.new_bundle()
+
     def process(self, element: Tuple[int, bytes], timestamp=beam.DoFn.TimestampParam,
-                pending=beam.DoFn.StateParam(PENDING), fire_at=beam.DoFn.StateParam(FIRE_AT),
-                release=beam.DoFn.TimerParam(RELEASE)):
-        _shard, data = element
+                pending=beam.DoFn.StateParam(PENDING), release=beam.DoFn.TimerParam(RELEASE)):
+        shard, data = element
         micros = element_micros(timestamp)
         pending.add((micros, data))
-        hold_for_release(fire_at, release, micros)
+        self._steps.arm(release, shard, micros)
 
     @userstate.on_timer(RELEASE)
-    def on_release(self, fired=beam.DoFn.TimestampParam, pending=beam.DoFn.StateParam(PENDING),
-                   stored=beam.DoFn.StateParam(STORED), fire_at=beam.DoFn.StateParam(FIRE_AT),
-                   release=beam.DoFn.TimerParam(RELEASE), expire=beam.DoFn.TimerParam(EXPIRE)):
+    def on_release(self, key=beam.DoFn.KeyParam, fired=beam.DoFn.TimestampParam,
+                   pending=beam.DoFn.StateParam(PENDING), stored=beam.DoFn.StateParam(STORED),
+                   expire=beam.DoFn.TimerParam(EXPIRE)):
+        self._steps.fired(key, fired)
         cfg = self._config
         now = int(fired.micros)
         ready, waiting = [], []
         for micros, data in pending.read():
             (ready if micros <= now else waiting).append((micros, data))
+        if not ready:
+            return  # an earlier firing released this step's entries
         pending.clear()
         for item in waiting:
             pending.add(item)
-        rearm_release(fire_at, release, [m for m, _ in waiting])
-        if not ready:
-            return
         w = _ENTRY.itemsize
         ready.sort(key=lambda x: x[1])  # any fixed order: the candidates do not depend on it
         new = np.frombuffer(b"".join(d[:w] for _, d in ready), dtype=_ENTRY)
@@ -291,7 +295,8 @@ class _CandidatesInBandFn(beam.DoFn):
         expired = int(np.count_nonzero(every["event"] < limit))
         if crowded or expired * 8 >= len(every) or len(blobs) >= _MAX_BLOBS:
             self._compact(stored, every, limit)
-        expire.set(fired + Duration(micros=cfg.horizon_ms * 1000))
+        if self._expire_state:
+            expire.set(fired + Duration(micros=cfg.horizon_ms * 1000))
 
     def _compact(self, stored, every: np.ndarray, limit: int) -> None:
         """Rewrite the shard's entries as one blob, without those older than ``limit`` and keeping the
@@ -312,8 +317,8 @@ class _CandidatesInBandFn(beam.DoFn):
             stored.add(live.tobytes())
 
     @userstate.on_timer(EXPIRE)
-    def on_expire(self, stored=beam.DoFn.StateParam(STORED), fire_at=beam.DoFn.StateParam(FIRE_AT)):
-        if fire_at.read() is None:  # idle for a whole horizon: nothing stored can match anything new
+    def on_expire(self, stored=beam.DoFn.StateParam(STORED), pending=beam.DoFn.StateParam(PENDING)):
+        if next(iter(pending.read()), None) is None:  # idle for a whole horizon: nothing stored can match
             stored.clear()
 
 
@@ -373,8 +378,9 @@ class _VerifyAtHomeFn(beam.DoFn):
     EXPIRE = userstate.TimerSpec("neardup_home_expire", TimeDomain.WATERMARK)
     FLUSH = userstate.TimerSpec("neardup_home_flush", TimeDomain.WATERMARK)
 
-    def __init__(self, config: NearDupConfig):
+    def __init__(self, config: NearDupConfig, *, expire_state: bool = True):
         self._config = config
+        self._expire_state = expire_state
         self._missing = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_home_missing")
 
     def setup(self):
@@ -397,7 +403,8 @@ class _VerifyAtHomeFn(beam.DoFn):
             # an event time past the element time extends the stay by at most one horizon (bogus dates).
             horizon = self._config.horizon_ms * 1000
             until = max(micros, min(fp.event_ms * 1000, micros + horizon)) + horizon + 1000
-            expire.set(Timestamp(micros=until))
+            if self._expire_state:
+                expire.set(Timestamp(micros=until))
             held = list(waiting.read())
             if held:
                 waiting.clear()
@@ -540,13 +547,18 @@ class NearDuplicates(beam.PTransform):
         band_shards: keys the band entries are spread over (parallelism of that step; each shard holds
             the entries of its band keys for one horizon).
         mode: :class:`NearDupMode` (or its value ``"drop"`` / ``"tag"``).
+        expire_state: free shard and home state a horizon after it was last needed (event-time timers).
+            Off for batch execution (a bounded replay not run ``--streaming``): there the watermark
+            reaches the end only when the input is exhausted, so the timers would all fire at the end,
+            when the job frees its state anyway, and cost a timer round per key.
     """
 
     def __init__(self, *, threshold: float = NearDupConfig.threshold,
                  horizon_seconds: float = NearDupConfig.horizon_ms / 1000.0,
                  num_perm: int = NearDupConfig.num_perm, bands: int = NearDupConfig.bands,
                  rows: int = NearDupConfig.rows, band_budget: int = NearDupConfig.band_budget,
-                 band_shards: int = 1024, mode: "NearDupMode | str" = NearDupMode.DROP):
+                 band_shards: int = 1024, mode: "NearDupMode | str" = NearDupMode.DROP,
+                 expire_state: bool = True):
         super().__init__()
         if horizon_seconds is None or horizon_seconds < 0:
             raise ValueError(f"horizon_seconds must be >= 0, got {horizon_seconds!r}")
@@ -559,6 +571,7 @@ class NearDuplicates(beam.PTransform):
         self._config = NearDupConfig(threshold=threshold, horizon_ms=int(horizon_seconds * 1000),
                                      num_perm=num_perm, bands=bands, rows=rows, band_budget=band_budget)
         self._shards = band_shards
+        self._expire_state = bool(expire_state)
 
     @property
     def config(self) -> NearDupConfig:
@@ -569,7 +582,7 @@ class NearDuplicates(beam.PTransform):
             typing.Tuple[str, bytes]).with_outputs(_BANDS, _HOMES, _COLLECT, DEAD_LETTERS, main="parts")
         bands = typed(fps[_BANDS], beam.typehints.Tuple[int, bytes])
         band_replies = bands | "CandidatesInBand" >> beam.ParDo(
-            _CandidatesInBandFn(self._config)).with_output_types(typing.Tuple[str, bytes])
+            _CandidatesInBandFn(self._config, expire_state=self._expire_state)).with_output_types(typing.Tuple[str, bytes])
         collected = (
             (typed(fps[_COLLECT], beam.typehints.Tuple[str, bytes]), band_replies)
             | "JoinCandidates" >> beam.Flatten().with_output_types(typing.Tuple[str, bytes])
@@ -580,7 +593,7 @@ class NearDuplicates(beam.PTransform):
             (typed(fps[_HOMES], beam.typehints.Tuple[int, bytes]),
              typed(collected[_REQUESTS], beam.typehints.Tuple[int, bytes]))
             | "JoinAtHome" >> beam.Flatten().with_output_types(typing.Tuple[int, bytes])
-            | "VerifyAtHome" >> beam.ParDo(_VerifyAtHomeFn(self._config)).with_output_types(
+            | "VerifyAtHome" >> beam.ParDo(_VerifyAtHomeFn(self._config, expire_state=self._expire_state)).with_output_types(
                 typing.Tuple[str, bytes])
         )
         verdicts = (

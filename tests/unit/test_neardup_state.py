@@ -103,14 +103,15 @@ class _Timer:
     def __init__(self, table: "_Timers | dict", slot: tuple):
         self.table, self.slot = table, slot
 
-    def set(self, ts):
+    def set(self, ts, dynamic_timer_tag=""):
+        slot = self.slot + (dynamic_timer_tag,)
         if isinstance(self.table, _Timers):
-            self.table.put(self.slot, Timestamp.of(ts))
+            self.table.put(slot, Timestamp.of(ts))
         else:
-            self.table[self.slot] = Timestamp.of(ts)
+            self.table[slot] = Timestamp.of(ts)
 
-    def clear(self):
-        self.table.pop(self.slot, None)
+    def clear(self, dynamic_timer_tag=""):
+        self.table.pop(self.slot + (dynamic_timer_tag,), None)
 
 
 class _Step:
@@ -135,12 +136,14 @@ class _Step:
         if params is None:
             params = self._params[method.__name__] = [
                 (n, p.default) for n, p in inspect.signature(method).parameters.items()
-                if p.default is beam.DoFn.TimestampParam
+                if p.default is beam.DoFn.TimestampParam or p.default is beam.DoFn.KeyParam
                 or isinstance(p.default, (beam.DoFn.StateParam, beam.DoFn.TimerParam))]
         out = {}
         for pname, d in params:
             if d is beam.DoFn.TimestampParam:
                 out[pname] = ts
+            elif d is beam.DoFn.KeyParam:
+                out[pname] = key
             elif isinstance(d, beam.DoFn.StateParam):
                 out[pname] = self.cell(key, d.state_spec)
             else:
@@ -150,7 +153,7 @@ class _Step:
     def held(self, timers: dict) -> int:
         total = 0
         timed = defaultdict(int)
-        for (name, key, _t) in timers:
+        for (name, key, _t, _tag) in timers:
             if name == self.name:
                 timed[key] += 1
         for key in set(self.state) | set(timed):
@@ -214,7 +217,7 @@ class StageReplay:
             due = self.timers.pop_due(watermark)
             if due is None:
                 return
-            ts, (name, key, timer) = due
+            ts, (name, key, timer, _tag) = due
             step = self.steps[name]
             method = step.on_timer[timer]
             self._emit(step, method(**step.kwargs(method, key, ts, self.timers)), ts)
@@ -358,13 +361,13 @@ def test_a_request_before_its_fingerprint_waits_and_one_without_is_answered_at_t
     timers: dict = {}
     ts = Timestamp(micros=fb.event_ms * 1000)
     assert list(step.fn.process((home, request), **step.kwargs(step.fn.process, home, ts, timers))) == []
-    assert ("home", home, _VerifyAtHomeFn.FLUSH.name) in timers  # waits, at most until the watermark passes the request
+    assert ("home", home, _VerifyAtHomeFn.FLUSH.name, "") in timers  # waits, at most until the watermark passes the request
     replies = list(step.fn.process((home, _FP + fa.to_bytes()), **step.kwargs(step.fn.process, home, ts, timers)))
     assert len(replies) == 1 and replies[0][0] == _join_key(b) and len(replies[0][1]) > 17  # a match
     # a request for a fingerprint that never comes (expired): "no match" when the flush timer fires
     other = 12345
     assert not list(step.fn.process((other, request), **step.kwargs(step.fn.process, other, ts, timers)))
-    due = timers[("home", other, _VerifyAtHomeFn.FLUSH.name)]
+    due = timers[("home", other, _VerifyAtHomeFn.FLUSH.name, "")]
     out = list(step.fn.on_flush(**step.kwargs(step.fn.on_flush, other, due, timers)))
     assert out == [(_join_key(b), b"\x05")]
 
