@@ -64,7 +64,7 @@ def build_stages(records: beam.PCollection, config: Config, *,
         registry_config=config.registry_config)
     dead.append(parsed[DEAD_LETTERS])
     exact = parsed[ARTICLES] | "ExactDedup" >> ExactDedup(
-        horizon_seconds=config.dedup_horizon_seconds, seeds=dedup_seeds)
+        horizon_seconds=config.dedup_horizon_seconds, seeds=dedup_seeds, expire_state=config.streaming)
     dead.append(exact[DEAD_LETTERS])
     dups.append(exact[DUPLICATES])
     articles = exact[ARTICLES]
@@ -78,7 +78,7 @@ def build_stages(records: beam.PCollection, config: Config, *,
         from pipeline.stages.neardup import NearDuplicates
 
         kwargs = {"horizon_seconds": config.dedup_horizon_seconds,
-                  "mode": config.near_duplicates.value}
+                  "mode": config.near_duplicates.value, "expire_state": config.streaming}
         if config.near_dup_threshold is not None:
             kwargs["threshold"] = config.near_dup_threshold
         res = articles | "NearDuplicates" >> NearDuplicates(**kwargs)

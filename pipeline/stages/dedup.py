@@ -49,8 +49,9 @@ class _ExactDedupFn(beam.DoFn):
         "first", coders.TupleCoder([coders.StrUtf8Coder(), coders.VarIntCoder()]))
     EXPIRY = userstate.TimerSpec("exact_dedup_expiry", TimeDomain.WATERMARK)
 
-    def __init__(self, horizon_ms: int):
+    def __init__(self, horizon_ms: int, expire_state: bool = True):
         self._horizon = horizon_ms
+        self._expire_state = expire_state
         self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_in")
         self._dups = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "exact_duplicates")
 
@@ -76,7 +77,8 @@ class _ExactDedupFn(beam.DoFn):
             yield pvalue.TaggedOutput(DUPLICATES, out)
             return
         first.write((article["article_id"], t))
-        expiry.set(timestamp + Duration(seconds=self._horizon / 1000.0))
+        if self._expire_state:
+            expiry.set(timestamp + Duration(seconds=self._horizon / 1000.0))
         yield article
 
     @userstate.on_timer(EXPIRY)
@@ -91,14 +93,20 @@ class ExactDedup(beam.PTransform):
       horizon_seconds: how far apart in event time two identical articles still count as one.
       seeds: optional ``PCollection[(content_hash, (article_id, event_ms))]`` of articles already written
         (warm start); read as a dict side input.
+      expire_state: free a hash's state a horizon after it was seen (an event-time timer per hash). Off for
+        batch execution (a bounded replay not run ``--streaming``), where event-time timers fire only once
+        the input is exhausted and would free state only when the job ends anyway. Whether an article is
+        a duplicate never depends on it: the horizon is checked against the stored time.
     """
 
-    def __init__(self, *, horizon_seconds: float = 7 * 24 * 3600, seeds: beam.PCollection | None = None):
+    def __init__(self, *, horizon_seconds: float = 7 * 24 * 3600, seeds: beam.PCollection | None = None,
+                 expire_state: bool = True):
         super().__init__()
         if horizon_seconds <= 0:
             raise ValueError(f"horizon_seconds must be positive, got {horizon_seconds!r}")
         self._horizon_ms = int(horizon_seconds * 1000)
         self._seeds = seeds
+        self._expire_state = bool(expire_state)
 
     def expand(self, articles):
         side = {"seeds": beam.pvalue.AsDict(self._seeds)} if self._seeds is not None else {}
@@ -106,7 +114,7 @@ class ExactDedup(beam.PTransform):
             articles
             | "KeyByContent" >> beam.Map(lambda a: (a["dedup"]["content_hash"], a)).with_output_types(
                 Tuple[str, Article])
-            | "DropExactCopies" >> beam.ParDo(_ExactDedupFn(self._horizon_ms), **side).with_output_types(Article)
+            | "DropExactCopies" >> beam.ParDo(_ExactDedupFn(self._horizon_ms, self._expire_state), **side).with_output_types(Article)
             .with_outputs(DUPLICATES, DEAD_LETTERS, main=ARTICLES)
         )
         return {ARTICLES: res[ARTICLES], DUPLICATES: typed(res[DUPLICATES], Article),

@@ -57,10 +57,12 @@ def _summary(a: Article) -> tuple:
     return (a["article_id"], d["duplicate_of"], d["story_id"], isinstance(d["signature"], bytes) and len(d["signature"]))
 
 
-def test_three_outlets_one_story_drop_mode():
+@pytest.mark.parametrize("expire_state", [True, False])
+def test_three_outlets_one_story_drop_mode(expire_state):
+    # expire_state only frees state (batch execution turns it off): the verdicts must not depend on it
     arts = _three_outlets()
     with test_pipeline.TestPipeline() as p:
-        res = p | beam.Create(arts) | NearDuplicates()
+        res = p | beam.Create(arts) | NearDuplicates(expire_state=expire_state)
         assert_that(res[ARTICLES] | "sa" >> beam.Map(_summary),
                     equal_to([("outlet-a-1", None, "outlet-a-1", 256), ("farm-1", None, "farm-1", 256)]),
                     label="originals")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import apache_beam as beam
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
@@ -43,7 +44,9 @@ def test_parse_routes_garbage_to_dead_letters_with_origin():
                     equal_to([(1, b"garbage", "parse", "InvalidJson")]), label="dead")
 
 
-def test_exact_dedup_drops_copies_within_horizon_and_keeps_updates_and_old_reprints():
+@pytest.mark.parametrize("expire_state", [True, False])
+def test_exact_dedup_drops_copies_within_horizon_and_keeps_updates_and_old_reprints(expire_state):
+    # expire_state only frees state (batch execution turns it off): the verdicts must not depend on it
     values = [
         _article("a", "Same text."),
         _article("a", "Same text."),  # redelivery
@@ -53,7 +56,7 @@ def test_exact_dedup_drops_copies_within_horizon_and_keeps_updates_and_old_repri
     ]
     with TestPipeline() as p:
         parsed = p | beam.Create(_records(*values)).with_output_types(KafkaRecord) | ParseArticles()
-        res = parsed[ARTICLES] | ExactDedup(horizon_seconds=7 * 24 * 3600)
+        res = parsed[ARTICLES] | ExactDedup(horizon_seconds=7 * 24 * 3600, expire_state=expire_state)
         assert_that(res[ARTICLES] | beam.Map(lambda a: (a["article_id"], a["body"])),
                     equal_to([("a", "Same text."), ("a", "Corrected text."), ("c", "Same text.")]), label="kept")
         assert_that(res[DUPLICATES] | beam.Map(lambda a: (a["article_id"], a["dedup"]["duplicate_of"])),
