@@ -14,7 +14,10 @@ Steps:
 Latency of a story = Kafka timestamp of its sink record (set when the pipeline produced it) minus the Kafka
 timestamp of its input record (set when this script produced it; the sink record carries it as
 origin.timestamp): produce -> record on the sink, on one machine's clock. Near-duplicates are tagged, not
-dropped (--near-duplicates tag), so every story reaches the sink. RSS = the job process and its children.
+dropped (--near-duplicates tag), so every story reaches the sink. RSS = the job process and its children,
+sampled every 2 s; a local round's NLP batch lifts it by 100-250 MB for a few seconds, so the level that
+shows growth is the per-minute minimum (between rounds), printed per minute with the per-minute maximum,
+and its slope over the second half of the soak (MB/min; ~0 when memory has levelled off).
 Stories: Reuters-21578 and the wire corpus from ../shared (each sent once, made unique by a line).
 """
 
@@ -55,6 +58,29 @@ def _stories(n: int) -> list:
 def _pct(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, max(0, int(round(q * (len(xs) - 1)))))]
+
+
+_RSS_EVERY_S = 2.0
+
+
+def _per_minute(samples, *, after: float):
+    """[(minute index, min MB, max MB)] of the RSS samples taken after ``after`` seconds (warm)."""
+    out: dict = {}
+    for t, mb in samples:
+        if t >= after and mb == mb:  # skip NaN (process gone)
+            m = int(t // 60)
+            lo, hi = out.get(m, (mb, mb))
+            out[m] = (min(lo, mb), max(hi, mb))
+    return [(m, lo, hi) for m, (lo, hi) in sorted(out.items())]
+
+
+def _slope(points) -> float:
+    """Least-squares slope of [(x, y)]."""
+    n = len(points)
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    den = sum((x - mx) ** 2 for x, _ in points)
+    return sum((x - mx) * (y - my) for x, y in points) / den if den else 0.0
 
 
 def _rss_mb(pid: int) -> float:
@@ -187,7 +213,7 @@ def _soak(bs, rate, args, extra) -> int:
     rss = [(0.0, _rss_mb(job.pid))]
     warm_rss = None  # RSS once the first story is on the sink (models loaded, first round done)
     t0 = time.monotonic()
-    next_rss = t0 + 10
+    next_rss = t0 + _RSS_EVERY_S
     try:
         for i, v in enumerate(stories):  # story i is due at t0 + i / rate
             due = t0 + i / rate
@@ -195,7 +221,7 @@ def _soak(bs, rate, args, extra) -> int:
                 now = time.monotonic()
                 if now >= next_rss:
                     rss.append((now - t0, _rss_mb(job.pid)))
-                    next_rss += 10
+                    next_rss += _RSS_EVERY_S
                 if warm_rss is None and reader.first_sink_at is not None:
                     warm_rss = (now - t0, _rss_mb(job.pid))
                 if now >= due:
@@ -212,6 +238,9 @@ def _soak(bs, rate, args, extra) -> int:
             if job.poll() is not None:
                 break
             time.sleep(0.5)  # poll interval while the sink catches up
+            if time.monotonic() >= next_rss:
+                rss.append((time.monotonic() - t0, _rss_mb(job.pid)))
+                next_rss += _RSS_EVERY_S
         drained_s = time.monotonic() - t0
         rss.append((drained_s, _rss_mb(job.pid)))
     finally:
@@ -243,6 +272,15 @@ def _soak(bs, rate, args, extra) -> int:
     warm_rss = warm_rss or rss[0]
     print(f"  RSS of the job: at launch {rss[0][1]:.0f} MB, at the first sink record ({warm_rss[0]:.0f}s) "
           f"{warm_rss[1]:.0f} MB, end {rss[-1][1]:.0f} MB, max {max(r for _t, r in rss):.0f} MB; log: {log.name}")
+    per_min = _per_minute(rss, after=warm_rss[0])
+    if per_min:
+        print("  RSS per minute, min/max MB (min = between rounds): "
+              + "  ".join(f"m{m + 1} {lo:.0f}/{hi:.0f}" for m, lo, hi in per_min))
+        half = per_min[len(per_min) // 2:]
+        if len(half) >= 2:
+            slope = _slope([(m, lo) for m, lo, _hi in half])
+            print(f"  RSS trend of the per-minute minima over the second half (m{half[0][0] + 1}-m{half[-1][0] + 1}): "
+                  f"{slope:+.1f} MB/min ({slope / max(rate * 60, 1e-9) * 1000:+.0f} kB per story)")
     return 0 if written + reader.dead == n else 1
 
 
