@@ -25,7 +25,6 @@ __all__ = ["RunSummary", "make_pipeline", "run_job"]
 
 _LOGGER = logging.getLogger(__name__)
 _LOCAL = ("", "direct", "directrunner", "fnapirunner")
-_LOCAL_STATE_CACHE_MB = 100  # what Beam's in-process worker uses
 
 
 @dataclass
@@ -56,33 +55,8 @@ def _runner_for(options: PipelineOptions):
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         std.runner = None
-        return FnApiRunner(provision_info=_local_provision_info(options)), "FnApiRunner (local; Prism not attempted)"
+        return FnApiRunner(), "FnApiRunner (local; Prism not attempted)"
     return None, name
-
-
-def _local_provision_info(options: PipelineOptions):
-    """Provision info for the FnApiRunner's workers, with the SDK's user-state cache size in it.
-
-    The in-process worker (``direct_running_mode=in_memory``) gets a state cache of its own; worker
-    processes (``multi_processing``) read the size from the provision info, which the FnApiRunner leaves
-    empty, so without this they run with no cache and every keyed-state read of a stateful stage is a gRPC
-    round trip to the runner (stateful stages are the part of a local job that runs on one worker only).
-    ``--max_cache_memory_usage_mb`` (Beam's option) sets the size; unset (Beam's default, 0), the 100 MB
-    the in-process worker uses. The runner gives each bundle a fresh cache token, so nothing cached
-    outlives its bundle.
-    """
-    from apache_beam.portability.api import beam_provision_api_pb2
-    from apache_beam.runners.portability.fn_api_runner.fn_runner import ExtendedProvisionInfo
-    from google.protobuf import struct_pb2
-
-    from apache_beam.options.pipeline_options import WorkerOptions
-
-    size = options.view_as(WorkerOptions).max_cache_memory_usage_mb or _LOCAL_STATE_CACHE_MB
-    opts = struct_pb2.Struct()
-    # a Struct number would reach the worker's argument parser as "100.0": pass the digits
-    opts.update({"max_cache_memory_usage_mb": str(int(size))})
-    return ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(
-        retrieval_token="unused-retrieval-token", pipeline_options=opts))
 
 
 def make_pipeline(options: PipelineOptions) -> tuple[beam.Pipeline, str]:
