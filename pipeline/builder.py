@@ -87,12 +87,11 @@ def build_stages(records: beam.PCollection, config: Config, *,
             dups.append(res[DUPLICATES])
         articles = res[ARTICLES]
     if config.nlp:
-        from pipeline.stages.nlp import ExtractFacts
+        from pipeline.stages.nlp import ExtractFacts, SpreadForNlp
 
-        # A fusion break: runners fuse the steps after a keyed (stateful) step into it, so without this the
-        # FnApiRunner runs NLP, the costliest step, on one worker only (stateful stages are never split).
-        articles = articles | "SpreadForNlp" >> beam.Reshuffle()
-        articles.element_type = Article
+        # A fusion break that spreads the NLP work evenly by size (see SpreadForNlp): without it the
+        # FnApiRunner runs NLP, the costliest step, on the one worker of the stateful stages.
+        articles = articles | "SpreadForNlp" >> SpreadForNlp()
         res = articles | "ExtractFacts" >> ExtractFacts(spacy_model=config.spacy_model)
         dead.append(res[DEAD_LETTERS])
         articles = res[ARTICLES]

@@ -80,3 +80,24 @@ def test_bad_options_raise(kw):
 
 def test_module_does_no_work_at_import():
     assert nlp_stage._LOGGER.name == "pipeline.stages.nlp"
+
+
+def test_spread_for_nlp_passes_every_article_once_in_packs_of_about_equal_size():
+    from pipeline.stages.nlp import SpreadForNlp, _PackBySize
+
+    arts = [_article(f"a{i}", "word " * (200 * (i % 7 + 1))) for i in range(40)]
+    with TestPipeline() as p:
+        out = (p | beam.Create(arts).with_output_types(Article) | SpreadForNlp(target_chars=5000)
+               | beam.Map(lambda a: (a["article_id"], len(a["body"]))))
+        assert_that(out, equal_to([(a["article_id"], len(a["body"])) for a in arts]))
+    # the packing itself: full packs reach the target and stop at the article that reaches it
+    fn = _PackBySize(5000)
+    fn.start_bundle()
+    from apache_beam.utils.timestamp import Timestamp
+    packs = [v.value for a in arts for v in fn.process(a, timestamp=Timestamp(10))]
+    packs += [v.value for v in fn.finish_bundle()]
+    sizes = [sum(len(a["body"]) for a in pack) for pack in packs]
+    assert sum(len(pack) for pack in packs) == len(arts)
+    assert all(5000 <= s < 5000 + 7 * 1000 for s in sizes[:-1]), sizes
+    with pytest.raises(ValueError, match="target_chars"):
+        SpreadForNlp(target_chars=0)
