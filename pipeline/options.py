@@ -301,6 +301,13 @@ def _check_runner(options: PipelineOptions, o: "WirestreamOptions", runner_name:
         if workers != 1 and (direct.direct_running_mode or "in_memory") == "in_memory":
             raise ConfigError(f"--direct_num_workers={workers} has no effect in the in_memory running mode: add "
                               "--direct_running_mode=multi_processing (one process per worker)")
+        if direct.direct_running_mode == "multi_threading" and direct.direct_num_workers != 1:
+            # Measured with worker processes given a state cache (deploy/README.md, "Scaling"): 1 article in
+            # ~20 runs differed from a 1-worker run. Threaded workers have that cache by default.
+            raise ConfigError("--direct_running_mode=multi_threading with several workers can read stale keyed "
+                              "state on the local runner (each threaded worker caches state, a stateful "
+                              "stage's bundles rotate over the workers, and cache tokens restart at every stage "
+                              "execution): use --direct_running_mode=multi_processing")
     if kind == "dataflow":
         gcp = options.view_as(GoogleCloudOptions)
         missing = [f for f, v in (("--project", gcp.project), ("--region", gcp.region),

@@ -34,6 +34,8 @@ def test_runner_kind(name, kind):
     (["--runner", "apache_beam.runners.dask.dask_runner.DaskRunner", "--bounded"], "DaskRunner cannot"),
     (["--runner", "SparkRunner"], "batch only"),
     (["--direct_num_workers", "2"], "direct_running_mode=multi_processing"),
+    (["--direct_running_mode", "multi_threading", "--direct_num_workers", "2"], "stale keyed state"),
+    (["--direct_running_mode", "multi_threading", "--direct_num_workers", "0"], "use --direct_running_mode=multi"),
     (["--runner", "DataflowRunner", "--project", "p"], "--region, --temp_location"),
     ([*_DATAFLOW[:-2]], "--sdk_container_image"),
     (["--kafka-io", "xlang"], "expansion service"),
@@ -51,6 +53,7 @@ def test_runner_mistakes_are_named(args, message):
 @pytest.mark.parametrize("args", [
     ["--bounded", "--output-file", "/tmp/articles"],
     ["--bounded", "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"],
+    ["--bounded", "--direct_running_mode", "multi_threading", "--direct_num_workers", "1"],
     ["--runner", "SparkRunner", "--bounded"],
     [*_DATAFLOW],
     ["--runner", "DataflowRunner", "--project", "p", "--region", "r", "--temp_location", "gs://b/t",
