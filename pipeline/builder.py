@@ -122,10 +122,18 @@ def _source(p: beam.Pipeline, config: Config) -> beam.PCollection:
     return records
 
 
-def build_pipeline(p: beam.Pipeline, config: Config) -> PipelineOutputs:
-    """The whole job: Kafka in, stages, Kafka out, offset commits."""
+def build_pipeline(p: beam.Pipeline, config: Config, *, known_seeds: Optional[list] = None) -> PipelineOutputs:
+    """The whole job: Kafka in, stages, Kafka out, offset commits.
+
+    ``known_seeds``: the warm-start seeds already read by the caller (the local round loop keeps them
+    between rounds, :class:`pipeline.stages.warmstart.SinkSeeds`); without them a warm start reads the sink.
+    """
     seeds = None
-    if config.dedup_warm_start and config.kafka_io == KafkaIO.NATIVE:
+    if config.dedup_warm_start and known_seeds is not None:
+        from pipeline.stages.warmstart import Seed
+
+        seeds = p | "DedupSeeds" >> beam.Create(known_seeds).with_output_types(Seed)
+    elif config.dedup_warm_start and config.kafka_io == KafkaIO.NATIVE:
         from pipeline.stages.warmstart import ReadDedupSeeds
 
         seeds = p | "ReadDedupSeeds" >> ReadDedupSeeds(

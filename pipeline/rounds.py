@@ -17,7 +17,9 @@ with the same keys. A round that fails (broker unreachable, sink rejecting recor
 and retried with backoff; its offsets stay uncommitted, so the retry re-reads the same records.
 
 Memory between rounds: the exact-dedup memory is carried by warm-starting every round after the first from
-the sink topic (:mod:`pipeline.stages.warmstart`); round 1 warm-starts when ``--dedup-warm-start`` is set.
+the sink topic (:mod:`pipeline.stages.warmstart`; the caller's ``run_round`` keeps the seeds and its place
+in the sink between rounds, :class:`~pipeline.stages.warmstart.SinkSeeds`, so a round reads only what the
+previous ones wrote); round 1 warm-starts when ``--dedup-warm-start`` is set.
 Near-duplicate and boilerplate memories start afresh in each round on this runner (on a streaming runner
 they live as long as the job).
 

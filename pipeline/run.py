@@ -86,10 +86,10 @@ def _is_local(options: PipelineOptions) -> bool:
     return (runner if isinstance(runner, str) else "").lower() in _LOCAL  # as _runner_for decides
 
 
-def _run_once(options: PipelineOptions, config: Config) -> dict:
+def _run_once(options: PipelineOptions, config: Config, known_seeds: Optional[list] = None) -> dict:
     """Build and run one pipeline for ``config``; its counters."""
     p, _label = make_pipeline(options)
-    build_pipeline(p, config)
+    build_pipeline(p, config, known_seeds=known_seeds)
     try:
         result = p.run()
         result.wait_until_finish()
@@ -130,8 +130,22 @@ def run_job(argv: Optional[Sequence[str]] = None, *, options: Optional[PipelineO
     try:
         if rounds:
             from pipeline.rounds import run_rounds
+            from pipeline.stages.warmstart import SinkSeeds
 
-            counters = run_rounds(config, lambda round_config: _run_once(options, round_config))
+            # rounds after the first remember what earlier rounds wrote: read only the sink's new records
+            sink_seeds = SinkSeeds(config.consumer_config, config.output_topic,
+                                   horizon_seconds=config.dedup_horizon_seconds,
+                                   schema_registry_url=config.schema_registry_url,
+                                   registry_config=config.registry_config)
+
+            def run_round(round_config):
+                seeds = sink_seeds.refresh() if round_config.dedup_warm_start else None
+                return _run_once(options, round_config, seeds)
+
+            try:
+                counters = run_rounds(config, run_round)
+            finally:
+                sink_seeds.close()
         else:
             counters = _run_once(options, config)
     finally:

@@ -16,7 +16,8 @@ before the memory it should be checked against is loaded. A seed only takes effe
 state is empty; the state, once written by a live record, wins.
 
 Cost: one read of the sink topic from its start at job start (a compacted sink keeps one record per
-article). Sink records that do not decode (another producer, a future schema) are skipped and counted as
+article). The bounded rounds of a local unbounded job use :class:`SinkSeeds` instead, which keeps the seeds
+and its place in the sink between rounds and reads only the new records. Sink records that do not decode (another producer, a future schema) are skipped and counted as
 ``warm_start_skipped``; they cannot make the job fail.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import time
 from typing import Any, Callable, Iterable, Mapping, Optional, Tuple
 
 import apache_beam as beam
@@ -32,7 +34,7 @@ from pipeline.kafkaio import ReadFromKafka, StartMode, StartSpec
 from pipeline.records import KafkaRecord
 from pipeline.stages.common import METRICS_NAMESPACE, now_ms
 
-__all__ = ["Seed", "seed_from_record", "ReadDedupSeeds"]
+__all__ = ["Seed", "seed_from_record", "ReadDedupSeeds", "SinkSeeds"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -100,13 +102,109 @@ class _DecodeSeedsFn(beam.DoFn):
         if seed is None:
             self._skipped.inc()
             return
-        # The live stage keeps a hash for the horizon after the input's Kafka time (its expiry timer runs on
-        # element timestamps); a seed whose input is older than that would already be forgotten.
-        ingested = _ms((record.get("origin") or {}).get("timestamp")) or _ms(record.get("ingested_at"))
+        ingested = input_time_ms(record)
         if ingested is not None and ingested < self._oldest:
             return
         self._seeds.inc()
         yield seed
+
+
+def input_time_ms(record: Mapping[str, Any]) -> Optional[int]:
+    """When the record's input reached the job (its Kafka time, else ingestion time). The live stage keeps a
+    hash for the horizon after it (its expiry timer runs on element timestamps), so a seed whose input is
+    older than the horizon would already be forgotten."""
+    return _ms((record.get("origin") or {}).get("timestamp")) or _ms(record.get("ingested_at"))
+
+
+class SinkSeeds:
+    """The warm-start seeds of a sink topic, kept current between the bounded rounds of a local job.
+
+    :class:`ReadDedupSeeds` reads the whole sink topic, which is right once per job but not once per round:
+    the rounds of a long local unbounded run would each re-read everything written so far. This reader
+    (driver side, plain confluent-kafka) keeps its position and the seeds between rounds, so each
+    :meth:`refresh` reads only what was written since the last one, and forgets seeds whose input is older
+    than the horizon. The seeds are handed to the round's pipeline as a created side input.
+
+    Partition ends are learnt from end-of-partition events (every Kafka-protocol broker answers them
+    correctly; ListOffsets is not used, see :mod:`pipeline.kafkaio`). Records that do not decode are skipped.
+    """
+
+    def __init__(self, consumer_config: Mapping[str, Any], sink_topic: str, *, horizon_seconds: float,
+                 schema_registry_url: Optional[str] = None, registry_config: Optional[dict] = None,
+                 clock: Callable[[], int] = now_ms):
+        if not sink_topic:
+            raise ValueError("SinkSeeds needs the sink topic")
+        if horizon_seconds <= 0:
+            raise ValueError(f"horizon_seconds must be positive, got {horizon_seconds!r}")
+        self._config = dict(consumer_config)
+        self._topic = sink_topic
+        self._horizon = int(horizon_seconds * 1000)
+        self._clock = clock
+        fn = _DecodeSeedsFn(self._horizon, schema_registry_url, registry_config, clock)
+        fn.setup()
+        self._decode = fn._decode
+        self._positions: dict = {}  # partition -> next offset to read
+        self._seeds: dict = {}  # content hash -> (article_id, event_ms, input_ms)
+        self._consumer = None
+        self.read = 0  # sink records read so far (all refreshes)
+
+    def refresh(self, timeout_s: float = 60.0) -> list:
+        """Read the sink from where the last refresh stopped to its current end; the live seeds."""
+        from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
+
+        from pipeline.errors import BrokerError
+        from pipeline.kafkaio import _consumer
+
+        if self._consumer is None:
+            # a short long-poll: a fetch at a partition's end is answered after fetch.wait.max.ms
+            self._consumer = _consumer(self._config, **{"enable.partition.eof": True, "fetch.wait.max.ms": 20})
+        c = self._consumer
+        md = c.list_topics(self._topic, timeout=timeout_s).topics.get(self._topic)
+        if md is None or md.error is not None:
+            raise BrokerError(f"warm start: sink topic {self._topic!r} is not readable "
+                              f"({md.error if md is not None else 'not found'})")
+        parts = sorted(md.partitions)
+        c.assign([TopicPartition(self._topic, p, self._positions.get(p, OFFSET_BEGINNING)) for p in parts])
+        pending = set(parts)
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"warm start: no end of {self._topic!r} partitions {sorted(pending)} within "
+                                  f"{timeout_s:.0f}s; is the broker reachable?")
+            for msg in c.consume(num_messages=500, timeout=0.2):
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        self._positions[msg.partition()] = msg.offset()
+                        pending.discard(msg.partition())
+                    elif err.fatal() or not err.retriable():
+                        raise BrokerError(f"warm start: reading {self._topic}[{msg.partition()}]: {err}")
+                    continue
+                self._positions[msg.partition()] = msg.offset() + 1
+                self.read += 1
+                self._add(msg.value())
+        oldest = self._clock() - self._horizon
+        self._seeds = {h: v for h, v in self._seeds.items() if v[2] is None or v[2] >= oldest}
+        return [(h, (aid, t)) for h, (aid, t, _i) in self._seeds.items()]
+
+    def _add(self, value: Optional[bytes]) -> None:
+        try:
+            record = self._decode(value) if value else None
+            seed = seed_from_record(record) if record else None
+        except Exception as exc:  # noqa: BLE001 - a foreign record on the sink must not stop the job
+            _LOGGER.debug("warm start: skipping a sink record (%s)", exc)
+            return
+        if seed is None:
+            return
+        h, (aid, t) = seed
+        old = self._seeds.get(h)
+        if old is None or (t, aid) > (old[1], old[0]):  # the latest per hash, as LatestPerHash
+            self._seeds[h] = (aid, t, input_time_ms(record))
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
 
 
 def _latest(seeds: Iterable[Tuple[str, int]]) -> Tuple[str, int]:
