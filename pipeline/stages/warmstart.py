@@ -70,6 +70,40 @@ def seed_from_record(record: Mapping[str, Any]) -> Optional[Seed]:
     return h, (aid, t)
 
 
+def _horizon_ms(who: str, sink_topic: str, horizon_seconds: float) -> int:
+    """The checked constructor arguments of a warm-start reader: the horizon in ms."""
+    if not sink_topic:
+        raise ValueError(f"{who} needs the sink topic")
+    if horizon_seconds <= 0:
+        raise ValueError(f"horizon_seconds must be positive, got {horizon_seconds!r}")
+    return int(horizon_seconds * 1000)
+
+
+def sink_decoder(registry_url: Optional[str], registry_config: Optional[Mapping[str, Any]]
+                 ) -> Callable[[bytes], dict]:
+    """Decoder of sink records (enriched_article; single-object, or Confluent framing with a registry)."""
+    from pipeline.avro import ENRICHED_ARTICLE, decode_any
+
+    confluent = None
+    if registry_url:
+        from pipeline.registry import confluent_decoder
+
+        confluent = confluent_decoder(registry_url, dict(registry_config or {}))
+    return lambda value: decode_any(value, names=(ENRICHED_ARTICLE,), confluent=confluent)
+
+
+def decode_seed(decode: Callable[[bytes], dict], value: Optional[bytes], where: str = "a sink record"
+                ) -> Tuple[Optional[Seed], Optional[dict]]:
+    """(seed, decoded record) of one sink message; (None, ...) for one that carries no seed or does not
+    decode (another producer, a future schema): a foreign record on the sink must not stop the job."""
+    try:
+        record = decode(value) if value else None
+        return (seed_from_record(record) if record else None), record
+    except Exception as exc:  # noqa: BLE001
+        _LOGGER.debug("warm start: skipping %s (%s: %s)", where, type(exc).__name__, exc)
+        return None, None
+
+
 class _DecodeSeedsFn(beam.DoFn):
     def __init__(self, horizon_ms: int, registry_url: Optional[str], registry_config: Optional[dict],
                  clock: Callable[[], int] = now_ms):
@@ -82,23 +116,11 @@ class _DecodeSeedsFn(beam.DoFn):
         self._skipped = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "warm_start_skipped")
 
     def setup(self):
-        from pipeline.avro import ENRICHED_ARTICLE, decode_any
-
-        confluent = None
-        if self._registry_url:
-            from pipeline.registry import confluent_decoder
-
-            confluent = confluent_decoder(self._registry_url, self._registry_config)
-        self._decode = lambda value: decode_any(value, names=(ENRICHED_ARTICLE,), confluent=confluent)
+        self._decode = sink_decoder(self._registry_url, self._registry_config)
         self._oldest = self._clock() - self._horizon
 
     def process(self, rec: KafkaRecord) -> Iterable[Seed]:
-        try:
-            record = self._decode(rec.value) if rec.value else None
-            seed = seed_from_record(record) if record else None
-        except Exception as exc:  # noqa: BLE001 - a foreign record on the sink must not stop the job
-            _LOGGER.debug("warm start: skipping %s[%d]@%d (%s)", rec.topic, rec.partition, rec.offset, exc)
-            seed = None
+        seed, record = decode_seed(self._decode, rec.value, f"{rec.topic}[{rec.partition}]@{rec.offset}")
         if seed is None:
             self._skipped.inc()
             return
@@ -132,17 +154,11 @@ class SinkSeeds:
     def __init__(self, consumer_config: Mapping[str, Any], sink_topic: str, *, horizon_seconds: float,
                  schema_registry_url: Optional[str] = None, registry_config: Optional[dict] = None,
                  clock: Callable[[], int] = now_ms):
-        if not sink_topic:
-            raise ValueError("SinkSeeds needs the sink topic")
-        if horizon_seconds <= 0:
-            raise ValueError(f"horizon_seconds must be positive, got {horizon_seconds!r}")
+        self._horizon = _horizon_ms("SinkSeeds", sink_topic, horizon_seconds)
         self._config = dict(consumer_config)
         self._topic = sink_topic
-        self._horizon = int(horizon_seconds * 1000)
         self._clock = clock
-        fn = _DecodeSeedsFn(self._horizon, schema_registry_url, registry_config, clock)
-        fn.setup()
-        self._decode = fn._decode
+        self._decode = sink_decoder(schema_registry_url, registry_config)
         self._positions: dict = {}  # partition -> next offset to read
         self._seeds: dict = {}  # content hash -> (article_id, event_ms, input_ms)
         self._consumer = None
@@ -188,18 +204,16 @@ class SinkSeeds:
         return [(h, (aid, t)) for h, (aid, t, _i) in self._seeds.items()]
 
     def _add(self, value: Optional[bytes]) -> None:
-        try:
-            record = self._decode(value) if value else None
-            seed = seed_from_record(record) if record else None
-        except Exception as exc:  # noqa: BLE001 - a foreign record on the sink must not stop the job
-            _LOGGER.debug("warm start: skipping a sink record (%s)", exc)
-            return
+        seed, record = decode_seed(self._decode, value)
         if seed is None:
             return
-        h, (aid, t) = seed
+        h, latest = seed
         old = self._seeds.get(h)
-        if old is None or (t, aid) > (old[1], old[0]):  # the latest per hash, as LatestPerHash
-            self._seeds[h] = (aid, t, input_time_ms(record))
+        if old is not None:
+            latest = _latest([latest, old[:2]])  # one seed per hash, as LatestPerHash
+            if latest == old[:2]:
+                return
+        self._seeds[h] = (*latest, input_time_ms(record))
 
     def close(self) -> None:
         if self._consumer is not None:
@@ -225,13 +239,9 @@ class ReadDedupSeeds(beam.PTransform):
     def __init__(self, consumer_config: Mapping[str, Any], sink_topic: str, *, horizon_seconds: float,
                  schema_registry_url: Optional[str] = None, registry_config: Optional[dict] = None):
         super().__init__()
-        if not sink_topic:
-            raise ValueError("ReadDedupSeeds needs the sink topic")
-        if horizon_seconds <= 0:
-            raise ValueError(f"horizon_seconds must be positive, got {horizon_seconds!r}")
+        self._horizon_ms = _horizon_ms("ReadDedupSeeds", sink_topic, horizon_seconds)
         self._config = dict(consumer_config)
         self._topic = sink_topic
-        self._horizon_ms = int(horizon_seconds * 1000)
         self._registry_url = schema_registry_url
         self._registry_config = registry_config
 
