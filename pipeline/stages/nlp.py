@@ -163,17 +163,18 @@ class _PackBySize(beam.DoFn):
         self._chars += len(article.get("body") or "")
         self._ts = timestamp if self._ts is None or timestamp > self._ts else self._ts
         if self._chars >= self._target:
-            yield TimestampedValue(self._take(), self._ts_taken)
+            yield TimestampedValue(*self._take())
 
     def finish_bundle(self):
         if self._pack:
-            pack = self._take()
-            yield WindowedValue(pack, self._ts_taken, [GlobalWindow()])
+            pack, ts = self._take()
+            yield WindowedValue(pack, ts, [GlobalWindow()])
 
-    def _take(self) -> list:
-        pack, self._ts_taken = self._pack, self._ts
+    def _take(self) -> tuple:
+        """The pack so far and its timestamp; starts a new pack."""
+        taken = (self._pack, self._ts)
         self._pack, self._chars, self._ts = [], 0, None
-        return pack
+        return taken
 
 
 class SpreadForNlp(beam.PTransform):
