@@ -26,6 +26,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import statistics
 import sys
 import threading
@@ -144,6 +145,92 @@ def _stage_label(stage) -> str:
     return "+".join(names) or stage.name[:60]
 
 
+class StateCounter:
+    """Keyed-state requests the runner serves over the Fn API state channel, per step and state cell.
+
+    Every such request is a gRPC round trip from a worker process to the runner (worker processes have
+    no state cache), so their count is a deterministic proxy for the serial cost of the stateful stages.
+    Wraps ``GrpcStateServicer.State`` (a Beam internal; the counts are left out if it moves)."""
+
+    def __init__(self):
+        self.counts: dict[tuple[str, str, str], int] = {}
+        self._written: set = set()  # (bundle, state key) of every cell written: one blocking commit each
+        self._orig = None
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        try:
+            from apache_beam.runners.portability.fn_api_runner import worker_handlers
+        except ImportError:
+            return self
+        cls = getattr(worker_handlers, "GrpcStateServicer", None)
+        orig = getattr(cls, "State", None)
+        if orig is None:
+            return self
+        counter = self
+
+        def counted(servicer, request_stream, context=None):
+            def requests():
+                for request in request_stream:
+                    counter._count(request)
+                    yield request
+            return orig(servicer, requests(), context)
+
+        self._orig = (cls, orig)
+        cls.State = counted
+        return self
+
+    def _count(self, request) -> None:
+        kind = request.WhichOneof("request")
+        key = request.state_key
+        which = key.WhichOneof("type")
+        if which == "bag_user_state":
+            step, cell = _short_step(key.bag_user_state.transform_id), key.bag_user_state.user_state_id
+        else:
+            step, cell = which or "?", ""
+        with self._lock:
+            self.counts[(step, cell, kind)] = self.counts.get((step, cell, kind), 0) + 1
+            if kind != "get":
+                slot = (request.instruction_id, key.SerializeToString())
+                if slot not in self._written:
+                    self._written.add(slot)
+                    self.counts[(step, cell, "commit")] = self.counts.get((step, cell, "commit"), 0) + 1
+
+    def __exit__(self, *exc):
+        if self._orig:
+            cls, orig = self._orig
+            cls.State = orig
+        return False
+
+    def summary(self) -> dict:
+        per_step: dict[str, dict[str, int]] = {}
+        for (step, cell, kind), n in self.counts.items():
+            d = per_step.setdefault(step, {})
+            d[kind] = d.get(kind, 0) + n
+            d[f"{cell}.{kind}"] = d.get(f"{cell}.{kind}", 0) + n
+        total = {k: sum(n for (_, _, kind), n in self.counts.items() if kind == k)
+                 for k in ("get", "append", "clear", "commit")}
+        return {"total": total, "per_step": per_step}
+
+
+def _short_step(transform_id: str) -> str:
+    """``ref_AppliedPTransform_NearDuplicates-CandidatesInBand_23`` -> ``NearDuplicates/CandidatesInBand``."""
+    name = transform_id.removeprefix("ref_AppliedPTransform_")
+    name = re.sub(r"_\d+$", "", name)
+    return name.replace("-", "/")
+
+
+def format_state(state: dict) -> str:
+    t = state["total"]
+    lines = [f"    state requests: {t['get']} get, {t['append']} append, {t['clear']} clear; blocking round trips "
+             f"{t['get'] + t['commit']} ({t['get']} gets + {t['commit']} cells committed)"]
+    for step, d in sorted(state["per_step"].items()):
+        kinds = ", ".join(f"{k} {d[k]}" for k in ("get", "append", "clear", "commit") if k in d)
+        cells = ", ".join(f"{k} {n}" for k, n in sorted(d.items()) if "." in k)
+        lines.append(f"      {step}: {kinds} ({cells})")
+    return "\n".join(lines)
+
+
 class PeakRss(threading.Thread):
     """Peak RSS per process of this process's tree, sampled until stopped."""
 
@@ -205,14 +292,14 @@ def run_once(bootstrap: str, topic: str, workers: int, extra: list[str]) -> tupl
     sampler.start()
     started = time.monotonic()
     try:
-        with StageClock() as clock:
+        with StageClock() as clock, StateCounter() as state:
             summary = run_job(args)
     finally:
         sampler.stop()
     seconds = time.monotonic() - started
     if not summary.balanced:
         raise RuntimeError(f"accounts do not balance: {summary.line()}")
-    return seconds, summary, sampler.summary(), clock.summary()
+    return seconds, summary, sampler.summary(), dict(clock.summary(), state=state.summary())
 
 
 def main(argv=None) -> int:
@@ -221,6 +308,8 @@ def main(argv=None) -> int:
     ap.add_argument("--partitions", type=int, default=4, help="partitions of the input topic (default 4)")
     ap.add_argument("--runs", type=int, default=2, help="runs per worker count, interleaved; the median is reported")
     ap.add_argument("--workers", default="1,2", help="worker counts to compare (default 1,2)")
+    ap.add_argument("--state", action="store_true",
+                    help="print the keyed-state requests of each run per step and state cell")
     ap.add_argument("--extra", default="", help="extra wirestream run flags, space-separated (e.g. --no-nlp)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -260,6 +349,8 @@ def main(argv=None) -> int:
                           f"{clock['split_s']:.1f}s in stages split over {w} worker(s), {clock['bundles']} bundles; "
                           + "; ".join(f"{lab} {'[1w]' if st else '[split]'} {n}x {sec:.1f}s"
                                       for lab, st, n, sec in clock["stages"] if sec >= 0.5), flush=True)
+                if args.state and clock["state"]["per_step"]:
+                    print(format_state(clock["state"]), flush=True)
         for w in counts:
             rates[w] = statistics.median(per_w[w])
             print(f"workers={w}: median {rates[w]:.1f} articles/s over {len(per_w[w])} run(s)")
