@@ -322,42 +322,66 @@ class _CandidatesInBandFn(beam.DoFn):
             stored.clear()
 
 
+class _Collecting:
+    """What a collector holds for one join key: the fingerprint, the band replies expected and received,
+    the candidates found so far."""
+
+    __slots__ = ("fp", "want", "got", "cands")
+
+    def __init__(self):
+        self.fp, self.want, self.got, self.cands = None, None, 0, []
+
+    def take(self, data: bytes) -> None:
+        if data[:1] == _FP:
+            (self.want,) = struct.unpack_from("<H", data, 1)
+            self.fp = data[3:]
+        else:
+            self.got += 1
+            if len(data) > 1:
+                self.cands.append(data[1:])
+
+    def complete(self) -> bool:
+        return self.fp is not None and self.got >= self.want
+
+
 class _CollectCandidatesFn(beam.DoFn):
     """Per join key: the article's fingerprint and its band replies -> one request per distinct candidate
-    (to the candidate's home, with the fingerprint) and the number of replies to expect (to the join)."""
+    (to the candidate's home, with the fingerprint) and the number of replies to expect (to the join).
 
-    FP = userstate.ReadModifyWriteStateSpec("fp", coders.BytesCoder())
-    WANT = userstate.ReadModifyWriteStateSpec("want", coders.VarIntCoder())
-    GOT = userstate.ReadModifyWriteStateSpec("got", coders.VarIntCoder())
-    CANDS = userstate.BagStateSpec("cands", coders.BytesCoder())
+    State: one bag of the messages received, read once per key and bundle (a keyed-state read is a round
+    trip to the runner where the state cache is cold; the messages of one article normally arrive in one
+    bundle, so an article costs one read and one write), and cleared when the last reply is in.
+    """
+
+    MESSAGES = userstate.BagStateSpec("collected", coders.BytesCoder())
 
     def __init__(self):
         self._requests = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_candidates")
+        self._held: dict = {}
 
     def setup(self):
         cheap_state_cache_sizing()
 
-    def process(self, element: Tuple[str, bytes], fp_state=beam.DoFn.StateParam(FP),
-                want=beam.DoFn.StateParam(WANT), got=beam.DoFn.StateParam(GOT),
-                cands=beam.DoFn.StateParam(CANDS)):
+    def start_bundle(self):
+        self._held = {}  # join key -> _Collecting: the state as this bundle left it
+
+    def process(self, element: Tuple[str, bytes], messages=beam.DoFn.StateParam(MESSAGES)):
         join_key, data = element
-        kind = data[:1]
-        if kind == _FP:
-            (n,) = struct.unpack_from("<H", data, 1)
-            want.write(n)
-            fp_state.write(data[3:])
-        else:
-            got.write((got.read() or 0) + 1)
-            if len(data) > 1:
-                cands.add(data[1:])
-        fp, n = fp_state.read(), want.read()
-        if fp is None or (got.read() or 0) < n:
+        held = self._held.get(join_key)
+        if held is None:
+            held = self._held[join_key] = _Collecting()
+            for m in messages.read():
+                held.take(m)
+        held.take(data)
+        if not held.complete():
+            messages.add(data)
             return
-        found = np.frombuffer(b"".join(cands.read()), dtype=_CAND)
-        for state in (fp_state, want, got, cands):
-            state.clear()
+        del self._held[join_key]
+        messages.clear()
+        found = np.frombuffer(b"".join(held.cands), dtype=_CAND)
         distinct = np.unique(found)  # sorted by (home, event): a deterministic order
         jk = join_key.encode("utf-8")
+        fp = held.fp
         for c in distinct.tolist():
             home, event = int(c[0]), int(c[1])
             yield pvalue.TaggedOutput(_REQUESTS, (home, _VERIFY + struct.pack("<qH", event, len(jk)) + jk + fp))
@@ -365,16 +389,26 @@ class _CollectCandidatesFn(beam.DoFn):
         yield (join_key, _EXPECT + struct.pack("<I", len(distinct)))
 
 
+class _Home:
+    """What a home holds: the fingerprints stored there and the requests waiting for theirs."""
+
+    __slots__ = ("fps", "waiting")
+
+    def __init__(self):
+        self.fps: list = []  # fingerprint bytes
+        self.waiting: list = []  # (element micros, request)
+
+
 class _VerifyAtHomeFn(beam.DoFn):
     """Per home key: the fingerprint(s) stored here for one horizon; verify each requester against them.
 
-    State: ``fps`` the stored fingerprints (normally one); ``waiting`` requests that came before their
-    fingerprint, with their element time; timers ``expire`` (a horizon past the story's time, see ``process``)
-    and ``flush`` (answer waiting requests once the watermark guarantees their fingerprint is not coming).
+    State: one bag of ``(0, fingerprint)`` (the stored fingerprints, normally one) and ``(element micros
+    + 1, request)`` (requests that came before their fingerprint), read once per key and bundle;
+    timers ``expire`` (a horizon past the story's time, see ``process``) and ``flush`` (answer waiting
+    requests once the watermark guarantees their fingerprint is not coming).
     """
 
-    FPS = userstate.ReadModifyWriteStateSpec("fps", coders.ListCoder(coders.BytesCoder()))
-    WAITING = userstate.BagStateSpec("waiting", _WAITING_CODER)
+    HELD = userstate.BagStateSpec("home", _WAITING_CODER)
     EXPIRE = userstate.TimerSpec("neardup_home_expire", TimeDomain.WATERMARK)
     FLUSH = userstate.TimerSpec("neardup_home_flush", TimeDomain.WATERMARK)
 
@@ -382,46 +416,69 @@ class _VerifyAtHomeFn(beam.DoFn):
         self._config = config
         self._expire_state = expire_state
         self._missing = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_home_missing")
+        self._held: dict = {}
 
     def setup(self):
         cheap_state_cache_sizing()
 
+    def start_bundle(self):
+        self._held = {}  # home -> _Home: the state as this bundle left it
+
+    def _home(self, key: int, cell) -> _Home:
+        h = self._held.get(key)
+        if h is None:
+            h = self._held[key] = _Home()
+            for t, data in cell.read():
+                (h.waiting.append((t - 1, data)) if t else h.fps.append(data))
+        return h
+
+    @staticmethod
+    def _rewrite(cell, h: _Home) -> None:
+        cell.clear()
+        for fp in h.fps:
+            cell.add((0, fp))
+        for t, req in h.waiting:
+            cell.add((t + 1, req))
+
     def process(self, element: Tuple[int, bytes], timestamp=beam.DoFn.TimestampParam,
-                fps=beam.DoFn.StateParam(FPS), waiting=beam.DoFn.StateParam(WAITING),
+                cell=beam.DoFn.StateParam(HELD),
                 expire=beam.DoFn.TimerParam(EXPIRE), flush=beam.DoFn.TimerParam(FLUSH)):
-        _home, data = element
+        home, data = element
         micros = element_micros(timestamp)
+        h = self._home(home, cell)
         if data[:1] == _FP:
-            stored = list(fps.read() or [])
-            if data[1:] in stored:
+            fp_bytes = data[1:]
+            if fp_bytes in h.fps:
                 # a retried bundle's duplicate
                 return
-            stored.append(data[1:])
-            fps.write(stored)
-            fp = Fingerprint.from_bytes(data[1:])
+            h.fps.append(fp_bytes)
+            fp = Fingerprint.from_bytes(fp_bytes)
             # Requests come at the requester's element time, within a horizon of this story's event time;
             # an event time past the element time extends the stay by at most one horizon (bogus dates).
             horizon = self._config.horizon_ms * 1000
             until = max(micros, min(fp.event_ms * 1000, micros + horizon)) + horizon + 1000
             if self._expire_state:
                 expire.set(Timestamp(micros=until))
-            held = list(waiting.read())
-            if held:
-                waiting.clear()
-                events = {f.event_ms: f for f in (Fingerprint.from_bytes(b) for b in stored)}
-                for t, req in held:
-                    (event,) = struct.unpack_from("<q", req, 1)
-                    if event in events:
-                        yield self._answer(req, stored)
-                    else:
-                        waiting.add((t, req))
+            if not h.waiting:
+                cell.add((0, fp_bytes))
+                return
+            events = {Fingerprint.from_bytes(b).event_ms for b in h.fps}
+            still = []
+            for t, req in h.waiting:
+                (event,) = struct.unpack_from("<q", req, 1)
+                if event in events:
+                    yield self._answer(req, h.fps)
+                else:
+                    still.append((t, req))
+            h.waiting = still
+            self._rewrite(cell, h)
             return
         (event,) = struct.unpack_from("<q", data, 1)
-        stored = fps.read() or []
-        if any(Fingerprint.from_bytes(b).event_ms == event for b in stored):
-            yield self._answer(data, stored)
+        if any(Fingerprint.from_bytes(b).event_ms == event for b in h.fps):
+            yield self._answer(data, h.fps)
             return
-        waiting.add((micros, data))
+        h.waiting.append((micros, data))
+        cell.add((micros + 1, data))
         flush.set(Timestamp(micros=micros))
 
     def _answer(self, request: bytes, stored: list) -> Tuple[str, bytes]:
@@ -443,72 +500,103 @@ class _VerifyAtHomeFn(beam.DoFn):
         return join_key, _reply(best)
 
     @userstate.on_timer(FLUSH)
-    def on_flush(self, fired=beam.DoFn.TimestampParam, fps=beam.DoFn.StateParam(FPS),
-                 waiting=beam.DoFn.StateParam(WAITING), flush=beam.DoFn.TimerParam(FLUSH)):
+    def on_flush(self, key=beam.DoFn.KeyParam, fired=beam.DoFn.TimestampParam,
+                 cell=beam.DoFn.StateParam(HELD), flush=beam.DoFn.TimerParam(FLUSH)):
         now = int(fired.micros)
-        held = list(waiting.read())
-        waiting.clear()
-        stored = fps.read() or []
-        later = [(t, r) for t, r in held if t > now]
-        for t, req in held:
+        h = self._home(key, cell)
+        if not h.waiting:
+            return
+        later = [(t, r) for t, r in h.waiting if t > now]
+        for t, req in h.waiting:
             if t <= now:  # the watermark passed the request: its fingerprint is gone or never stored
                 self._missing.inc()
-                yield self._answer(req, stored)
-        for item in later:
-            waiting.add(item)
+                yield self._answer(req, h.fps)
+        h.waiting = later
+        self._rewrite(cell, h)
         if later:
             flush.set(Timestamp(micros=min(t for t, _ in later)))
 
     @userstate.on_timer(EXPIRE)
-    def on_expire(self, fps=beam.DoFn.StateParam(FPS)):
+    def on_expire(self, key=beam.DoFn.KeyParam, cell=beam.DoFn.StateParam(HELD)):
         # Two records whose homes collide (32-bit digests) share this timer, set by the later stored: the
         # other may leave early, and a request for it is answered "no match" (near_dedup_home_missing).
-        fps.clear()
+        h = self._home(key, cell)
+        if h.fps:
+            h.fps = []
+            self._rewrite(cell, h)
+
+
+class _Joining:
+    """What a verdict join holds for one join key: the article, the replies expected and received."""
+
+    __slots__ = ("article", "expected", "count", "replies")
+
+    def __init__(self):
+        self.article, self.expected, self.count, self.replies = None, None, 0, []
+
+    def take(self, data: bytes) -> None:
+        kind = data[:1]
+        if kind == _ARTICLE:
+            (want,) = struct.unpack_from("<i", data, 1)
+            self.article = data[5:]
+            if want >= 0:
+                self.expected = want
+        elif kind == _EXPECT:
+            self.expected = struct.unpack_from("<I", data, 1)[0]
+        else:
+            if len(data) > 1:
+                self.replies.append(data)
+            self.count += 1
+
+    def complete(self) -> bool:
+        return self.article is not None and self.expected is not None and self.count >= self.expected
 
 
 class _AssembleVerdictFn(beam.DoFn):
     """Per join key: wait for the article, the number of replies to expect and the replies; emit the
-    article with its verdict."""
+    article with its verdict.
 
-    ARTICLE = userstate.ReadModifyWriteStateSpec("article", coders.BytesCoder())
-    EXPECTED = userstate.ReadModifyWriteStateSpec("expected", coders.VarIntCoder())
-    REPLIES = userstate.BagStateSpec("replies", coders.BytesCoder())
-    # A plain counter: a CombiningValueState over builtin sum keeps a list accumulator that VarIntCoder
-    # cannot encode once the runner commits it.
-    COUNT = userstate.ReadModifyWriteStateSpec("count", coders.VarIntCoder())
+    State: one bag of the messages received, read once per key and bundle and cleared when the last
+    reply is in. An article without a fingerprint expects nothing and is decided at once, without state.
+    """
+
+    MESSAGES = userstate.BagStateSpec("joined", coders.BytesCoder())
 
     def __init__(self, mode: "NearDupMode"):
         self._mode = mode
         self._coder = ArticleCoder()
         self._dups = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_duplicates")
         self._out = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_out")
+        self._held: dict = {}
 
     def setup(self):
         cheap_state_cache_sizing()
 
-    def process(self, element: Tuple[str, bytes], article_state=beam.DoFn.StateParam(ARTICLE),
-                expected=beam.DoFn.StateParam(EXPECTED), replies=beam.DoFn.StateParam(REPLIES),
-                count=beam.DoFn.StateParam(COUNT)):
-        _join_key, data = element
-        kind = data[:1]
-        if kind == _ARTICLE:
-            (want,) = struct.unpack_from("<i", data, 1)
-            article_state.write(data[5:])
-            if want >= 0:
-                expected.write(want)
-        elif kind == _EXPECT:
-            expected.write(struct.unpack_from("<I", data, 1)[0])
-        else:
-            if len(data) > 1:
-                replies.add(data)
-            count.write((count.read() or 0) + 1)
-        encoded, want = article_state.read(), expected.read()
-        if encoded is None or want is None or (count.read() or 0) < want:
+    def start_bundle(self):
+        self._held = {}  # join key -> _Joining: the state as this bundle left it
+
+    def process(self, element: Tuple[str, bytes], messages=beam.DoFn.StateParam(MESSAGES)):
+        join_key, data = element
+        held = self._held.get(join_key)
+        if held is None:
+            held = _Joining()
+            if data[:1] == _ARTICLE and struct.unpack_from("<i", data, 1)[0] == 0:
+                pass  # no fingerprint: no other message ever comes for this join key
+            else:
+                for m in messages.read():
+                    held.take(m)
+                self._held[join_key] = held
+        held.take(data)
+        if not held.complete():
+            messages.add(data)
             return
-        got = list(replies.read())
-        for state in (article_state, expected, replies, count):
-            state.clear()
-        article = self._coder.decode(encoded)
+        if self._held.pop(join_key, None) is not None:
+            messages.clear()
+        yield from self._decide(held)
+
+    def _decide(self, held: _Joining) -> Iterable:
+        article = self._coder.decode(held.article)
+        got = held.replies
         try:
             failed = [r[1:].decode("utf-8", "replace") for r in got if r[:1] == _FAILED]
             if failed:

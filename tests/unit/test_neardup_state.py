@@ -198,8 +198,18 @@ class StageReplay:
                 self.queue.append((dest, value, ts))
                 self.messages += 1
 
+    def _bundle(self) -> None:
+        """A new bundle: every keyed step starts afresh (per-bundle caches are dropped)."""
+        for s in self.steps.values():
+            if s.key_coder is not None and hasattr(s.fn, "start_bundle"):
+                s.fn.start_bundle()
+
     def _drain(self) -> None:
+        if self.queue and self.rng.random() < 0.5:
+            self._bundle()
         while self.queue:
+            if self.rng.random() < 0.02:
+                self._bundle()  # bundles end anywhere: state must carry what a bundle leaves
             i = self.rng.randrange(len(self.queue))
             self.queue[i], self.queue[-1] = self.queue[-1], self.queue[i]
             name, value, ts = self.queue.pop()
@@ -218,6 +228,8 @@ class StageReplay:
             if due is None:
                 return
             ts, (name, key, timer, _tag) = due
+            if self.rng.random() < 0.5:
+                self._bundle()
             step = self.steps[name]
             method = step.on_timer[timer]
             self._emit(step, method(**step.kwargs(method, key, ts, self.timers)), ts)
@@ -232,8 +244,9 @@ class StageReplay:
 
     def homes_held(self) -> int:
         """Fingerprints stored at homes (one per article of the horizon with a body)."""
-        cell = self.steps["home"].specs["fps"]
-        return sum(len(self.steps["home"].cell(k, cell).read() or []) for k in list(self.steps["home"].state))
+        cell = self.steps["home"].specs["home"]
+        return sum(1 for k in list(self.steps["home"].state)
+                   for t, _ in self.steps["home"].cell(k, cell).read() if t == 0)
 
     def replay(self, articles: list[Article], step_ms: int = 3600_000, sample_every: int = 0,
                finish: bool = True) -> list[dict]:
