@@ -140,6 +140,7 @@ class _StripFn(beam.DoFn):
                             "horizon_ms": horizon_ms}
         self._rules = None
         self._steps = ReleaseSteps()
+        self._released: dict = {}
         self._coder = ArticleCoder()
         self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "boilerplate_in")
         self._out = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "boilerplate_out")
@@ -154,6 +155,14 @@ class _StripFn(beam.DoFn):
 
     def start_bundle(self):
         self._steps.new_bundle()
+        # publisher -> its released_to as this bundle left it: read once per key and bundle (each read is
+        # a round trip to the runner where the state cache is cold); only this DoFn writes it.
+        self._released = {}
+
+    def _released_to(self, publisher: str, released_to):
+        if publisher not in self._released:
+            self._released[publisher] = released_to.read()
+        return self._released[publisher]
 
     def process(self, element: typing.Tuple[str, Article], timestamp=beam.DoFn.TimestampParam,
                 memory=beam.DoFn.StateParam(MEMORY), pending=beam.DoFn.StateParam(PENDING),
@@ -161,7 +170,7 @@ class _StripFn(beam.DoFn):
         publisher, article = element
         self._in.inc()
         micros = element_micros(timestamp)
-        done = released_to.read()
+        done = self._released_to(publisher, released_to)
         if done is not None and micros <= done:
             # Late: the watermark passed this article and articles after it were already judged. Judge it
             # now against the memory as it stands (it cannot change verdicts already emitted).
@@ -179,7 +188,7 @@ class _StripFn(beam.DoFn):
                    released_to=beam.DoFn.StateParam(RELEASED_TO)):
         self._steps.fired(key, fired)
         now = int(fired.micros)
-        done = released_to.read()
+        done = self._released_to(key, released_to)
         held = list(pending.read())
         # Entries at or before ``done`` were released by an earlier firing and are only still in the bag
         # because it is compacted lazily (rewritten once released entries outnumber waiting ones).
@@ -191,7 +200,8 @@ class _StripFn(beam.DoFn):
             pending.clear()
             for item in waiting:
                 pending.add(item)
-        released_to.write(now if done is None else max(done, now))
+        self._released[key] = now if done is None else max(done, now)
+        released_to.write(self._released[key])
         if not ready:
             return
         batch = []
