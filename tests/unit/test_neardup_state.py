@@ -27,11 +27,14 @@ from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import userstate
 from apache_beam.utils.timestamp import Timestamp
 
-from pipeline.neardup import DAY_MS, NearDupConfig, NearDuplicateIndex, fingerprint_article, order_key
+import numpy as np
+
+from pipeline.neardup import DAY_MS, NearDupConfig, NearDuplicateIndex, band_hashes, fingerprint_article, order_key
 from pipeline.records import Article, KafkaRecord, new_article
 from pipeline.stages.common import ARTICLES, DEAD_LETTERS, DUPLICATES
-from pipeline.stages.neardup import (_AssembleVerdictFn, _CandidatesInBandFn, _CollectCandidatesFn, _FingerprintFn,
-                                     _VerifyAtHomeFn, NearDuplicates, NearDupMode)
+from pipeline.stages.neardup import (_ENTRY, _AssembleVerdictFn, _CandidatesInBandFn, _CollectCandidatesFn,
+                                     _FingerprintFn, _VerifyAtHomeFn, BATCH_BAND_SHARDS, STREAMING_BAND_SHARDS,
+                                     NearDuplicates, NearDupMode)
 
 _TIMER_BYTES = 9  # a timer: its 8-byte timestamp and a tag
 
@@ -315,7 +318,14 @@ def _index_verdicts(arts: list[Article], config: NearDupConfig = NearDupConfig()
     return out
 
 
-def test_replay_matches_the_pure_index_in_any_delivery_order():
+@pytest.fixture(params=["scan", "sort"])
+def lookup(request, monkeypatch):
+    """Run a test with the shards' candidate lookup by scanning, then by sorting (same candidates)."""
+    monkeypatch.setattr(_CandidatesInBandFn, "SCAN_MAX", 10 ** 9 if request.param == "scan" else 0)
+    return request.param
+
+
+def test_replay_matches_the_pure_index_in_any_delivery_order(lookup):
     arts = _family(10)
     want = _index_verdicts(arts)
     assert sum(1 for v in want if v[2] is not None) >= 25  # the family really has copies
@@ -385,7 +395,30 @@ def test_a_request_before_its_fingerprint_waits_and_one_without_is_answered_at_t
     assert out == [(_join_key(b), b"\x05")]
 
 
-def test_band_budget_keeps_the_latest_entries_of_a_crowded_band_key():
+def test_both_lookups_send_the_same_candidates():
+    # many stories sharing band keys, a budget small enough to bite, releases of many entries at once
+    body = "Qtly div 20 cts vs 20 cts previously\nPay April 15\nRecord March 23"
+    arts = [_article(f"f{i:02d}", f"COMPANY{i} DIVIDEND", body, T0 + (i % 7) * 60_000, i) for i in range(30)]
+    arts += _family(6, spacing_ms=HOUR)
+    fn = _CandidatesInBandFn(NearDupConfig(band_budget=4))
+    cfg = fn._config
+    entries = []
+    for a in arts:
+        fp = fingerprint_article(a, cfg)
+        for h in band_hashes(fp.signature, cfg).tolist():
+            entries.append((h & 0xFFFFFFFF, len(entries) % 5, fp.event_ms))
+    every = np.array(entries, dtype=_ENTRY)
+    seen = set()
+    for n_old in (0, len(every) // 3, len(every) - 1):
+        scanned = [(sorted(map(int, i)), late, crowd) for i, late, crowd in fn._by_scanning(every, n_old)]
+        by_sort = [(sorted(map(int, i)), late, crowd) for i, late, crowd in fn._by_sorting(every, n_old)]
+        assert scanned == by_sort
+        seen |= {("late", late) for _, late, _ in scanned} | {("crowded", c) for _, _, c in scanned}
+        seen |= {("found", bool(i)) for i, _, _ in scanned}
+    assert len(seen) == 6  # every case came up: late or not, crowded or not, candidates or none
+
+
+def test_band_budget_keeps_the_latest_entries_of_a_crowded_band_key(lookup):
     import numpy as np
 
     from pipeline.stages.neardup import _ENTRY
@@ -399,11 +432,18 @@ def test_band_budget_keeps_the_latest_entries_of_a_crowded_band_key():
     band = r.steps["band"]
     counts = []
     for key in list(band.state):
-        e = np.frombuffer(b"".join(band.cell(key, band.specs["stored"]).read()), dtype=_ENTRY)
+        blobs = [b for t, b in band.cell(key, band.specs["shard"]).read() if t == 0]
+        e = np.frombuffer(b"".join(blobs), dtype=_ENTRY)
         counts.extend(np.unique(e["band"], return_counts=True)[1].tolist())
     assert counts and max(counts) <= 5 + 5 // 4 + 1  # trimmed to the budget once a quarter over it
     r.advance(Timestamp(micros=2 ** 62))
     assert r.verdicts() == _index_verdicts(arts, stage.config)
+
+
+def test_band_shards_default_to_many_in_streaming_and_few_in_batch():
+    assert NearDuplicates()._shards == STREAMING_BAND_SHARDS == 1024
+    assert NearDuplicates(expire_state=False)._shards == BATCH_BAND_SHARDS == 64
+    assert NearDuplicates(expire_state=False, band_shards=7)._shards == 7
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2 ** 21, 1.5])
