@@ -4,39 +4,58 @@ An article is a duplicate when an article with the same normalized title+body ha
 (``dedup.content_hash``) was seen within ``horizon`` of event time, whatever its id. A known id with new
 content is an update and passes (it has a new hash); consumers key by article id.
 
-Keyed by content hash; per key the state holds the first copy's id and event time. Timeline for one key
-(horizon H)::
+Timeline for one hash (horizon H)::
 
-    t0  first copy arrives       -> passes; state = (id0, t0); timer at t0 + H
+    t0  first copy arrives       -> passes; stored as (id0, t0)
     t1  copy, |t1 - t0| <= H     -> duplicate of id0 (to the "duplicates" output, counted)
-    t0 + H  watermark passes     -> state cleared: memory is bounded by the horizon
+    t0 + H  watermark passes     -> entry forgotten: memory is bounded by the horizon
     t2  copy, |t2 - t0| > H      -> passes as a new first copy (same text, a different occasion)
 
-Event time is ``published_at`` when the article has one, else its Kafka timestamp; the timer runs on the
+Event time is ``published_at`` when the article has one, else its Kafka timestamp; expiry runs on the
 element timestamps (Kafka time) so state is freed as the stream advances.
 
+Shape (why it is batched): a key per hash would cost a keyed-state read per article, and on runners
+without a warm state cache (the local runner's worker processes; any runner for a hash never seen, which
+is nearly every hash) that read is a round trip to the runner: it was the largest cost of the I/O path.
+So hashes are spread over ``shards`` keys and articles travel in batches::
+
+    Article ─ BatchByShard (per bundle: one batch per shard and window, in arrival order)
+            ─> [shard] DropExactCopies: per batch one version read; the batch's new first copies are
+               appended to the shard's state as one chunk (pipeline.dedup.Chunk) and the version rewritten
+            ─> each article, at its own element timestamp, to "articles" or "duplicates"
+
+Per shard the state is a bag of chunks plus a version token (a random number rewritten with every
+append). A worker keeps an in-memory index of the shards it served (:class:`pipeline.dedup.ShardIndex`)
+labelled with the token it mirrors, and uses it only while the stored token still equals it; otherwise
+(another worker served the shard, a bundle failed and was retried, a fresh process) it rebuilds the index
+from the chunks. So the index is a cache that cannot go stale, whatever the runner does with bundles.
+
 Warm start (``seeds``): a dict side input ``content_hash -> (article_id, event_ms)`` of what the sink already
-holds (:mod:`pipeline.stages.warmstart`). A key whose state is empty consults it first, so after a restart a
-re-read record, or a later copy, of an article already written is a duplicate. Being a side input it is
-complete before any live record is processed: seeding cannot race the stream.
+holds (:mod:`pipeline.stages.warmstart`), consulted for hashes the shard does not hold. Being a side input it
+is complete before any live record is processed: seeding cannot race the stream.
 """
 
 from __future__ import annotations
 
-from typing import Tuple
+import random
+from typing import List, Tuple
 
 import apache_beam as beam
 from apache_beam import coders, pvalue
 from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.utils.timestamp import Duration
+from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline.records import Article
+from pipeline.dedup import CHUNK_CODER, ShardIndex, shard_of
+from pipeline.records import Article, DeadLetter
 from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, cheap_state_cache_sizing,
-                                    stage_dead_letter, typed)
-from pipeline.records import DeadLetter
+                                    element_micros, stage_dead_letter, typed)
 
 __all__ = ["ExactDedup", "event_time_ms"]
+
+#: A batch: (element timestamp in micros, article) pairs of one shard, in arrival order.
+_Batch = List[Tuple[int, Article]]
 
 
 def event_time_ms(article: dict) -> int:
@@ -44,46 +63,143 @@ def event_time_ms(article: dict) -> int:
     return article.get("published_at") or article["origin"].get("timestamp") or article["ingested_at"]
 
 
-class _ExactDedupFn(beam.DoFn):
-    FIRST = userstate.ReadModifyWriteStateSpec(
-        "first", coders.TupleCoder([coders.StrUtf8Coder(), coders.VarIntCoder()]))
+class _BatchByShardFn(beam.DoFn):
+    """Collects a bundle's articles into one batch per (window, shard); a batch is sent when it holds
+    ``max_batch`` articles or the bundle ends, stamped with its earliest element time (so the watermark
+    downstream cannot pass any article in it before it is handled)."""
+
+    def __init__(self, shards: int, max_batch: int, batched_input: bool):
+        self._shards = shards
+        self._max_batch = max_batch
+        self._batched_input = batched_input
+        self._buffers: dict = {}
+
+    def start_bundle(self):
+        self._buffers = {}
+
+    def process(self, element, timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam):
+        if not self._batched_input:
+            return self._add(element, element_micros(timestamp), window)
+        out = []
+        batch_micros = element_micros(timestamp)
+        for article in element:
+            # a batch carries its earliest time: each article gets back the time it had as a record
+            kafka_ms = (article.get("origin") or {}).get("timestamp")
+            out.extend(self._add(article, kafka_ms * 1000 if kafka_ms is not None else batch_micros, window))
+        return out
+
+    def _add(self, article: Article, micros: int, window) -> list:
+        try:
+            shard = shard_of(article["dedup"]["content_hash"], self._shards)
+        except Exception:  # noqa: BLE001 - a malformed hash: shard 0, the dedup step dead-letters it
+            shard = "0"
+        key = (window, shard)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = []
+        buf.append((micros, article))
+        if len(buf) < self._max_batch:
+            return []
+        del self._buffers[key]
+        return [self._emit(window, shard, buf)]
+
+    def finish_bundle(self):
+        buffers, self._buffers = self._buffers, {}
+        for (window, shard), buf in buffers.items():
+            yield self._emit(window, shard, buf)
+
+    @staticmethod
+    def _emit(window, shard: str, buf: _Batch) -> WindowedValue:
+        earliest = min(micros for micros, _ in buf)
+        return WindowedValue((shard, buf), Timestamp(micros=earliest), [window])
+
+
+class _DropExactCopiesFn(beam.DoFn):
+    CHUNKS = userstate.BagStateSpec("chunks", CHUNK_CODER)
+    VERSION = userstate.ReadModifyWriteStateSpec("version", coders.VarIntCoder())
     EXPIRY = userstate.TimerSpec("exact_dedup_expiry", TimeDomain.WATERMARK)
 
-    def __init__(self, horizon_ms: int, expire_state: bool = True):
+    def __init__(self, horizon_ms: int, expire_state: bool = True, batched_output: bool = False):
         self._horizon = horizon_ms
         self._expire_state = expire_state
+        self._batched_output = batched_output
+        self._indexes: dict = {}
         self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_in")
         self._dups = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "exact_duplicates")
+        self._rebuilt = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_index_rebuilds")
 
     def setup(self):
         cheap_state_cache_sizing()
+        self._indexes = {}
+        self._random = random.Random()
 
-    def process(self, element: Tuple[str, Article], timestamp=beam.DoFn.TimestampParam,
-                first=beam.DoFn.StateParam(FIRST), expiry=beam.DoFn.TimerParam(EXPIRY), seeds=None):
-        key, article = element
-        self._in.inc()
-        try:
-            t = event_time_ms(article)
-            seen = first.read()
-            if seen is None and seeds:
-                seen = seeds.get(key)  # written before this job started (warm start)
-        except Exception as exc:  # noqa: BLE001
-            yield pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(article, "dedup", exc))
-            return
-        if seen is not None and abs(t - seen[1]) <= self._horizon:
-            self._dups.inc()
-            out = Article(article)
-            out["dedup"] = dict(article["dedup"], duplicate_of=seen[0], similarity=1.0, story_id=seen[0])
-            yield pvalue.TaggedOutput(DUPLICATES, out)
-            return
-        first.write((article["article_id"], t))
-        if self._expire_state:
-            expiry.set(timestamp + Duration(seconds=self._horizon / 1000.0))
-        yield article
+    def _index(self, shard: str, chunks, version) -> ShardIndex:
+        token = version.read()
+        index = self._indexes.get(shard)
+        if index is not None and token is not None and index.token == token:
+            return index
+        if token is None:
+            index = ShardIndex(self._horizon)
+        else:
+            self._rebuilt.inc()
+            index = ShardIndex.from_chunks(self._horizon, token, chunks.read())
+        self._indexes[shard] = index
+        return index
+
+    def _save(self, index: ShardIndex, chunks, version, *, rewrite=None) -> None:
+        if rewrite is not None:
+            chunks.clear()
+            if rewrite.hashes:
+                chunks.add(rewrite)
+        else:
+            chunk = index.take_chunk()
+            if chunk is None:
+                return
+            chunks.add(chunk)
+        index.token = self._random.getrandbits(62) + 1
+        version.write(index.token)
+
+    def process(self, element: Tuple[str, _Batch], chunks=beam.DoFn.StateParam(CHUNKS),
+                version=beam.DoFn.StateParam(VERSION), expiry=beam.DoFn.TimerParam(EXPIRY), seeds=None):
+        shard, batch = element
+        index = self._index(shard, chunks, version)
+        self._in.inc(len(batch))
+        out = []
+        kept = [] if self._batched_output else out
+        for micros, article in batch:
+            try:
+                t = event_time_ms(article)
+                key = article["dedup"]["content_hash"]
+                seen = index.check(key, t, seeds)
+            except Exception as exc:  # noqa: BLE001
+                out.append(pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(article, "dedup", exc)))
+                continue
+            ts = Timestamp(micros=micros)
+            if seen is not None:
+                self._dups.inc()
+                dup = Article(article)
+                dup["dedup"] = dict(article["dedup"], duplicate_of=seen.article_id, similarity=1.0,
+                                    story_id=seen.article_id)
+                out.append(pvalue.TaggedOutput(DUPLICATES, beam.window.TimestampedValue(dup, ts)))
+                continue
+            index.add(key, article["article_id"], t, micros // 1000)
+            kept.append(article if self._batched_output else beam.window.TimestampedValue(article, ts))
+        if self._batched_output and kept:
+            out.append(kept)  # at the batch's (earliest) time
+        self._save(index, chunks, version)
+        if self._expire_state and index.oldest_element_ms is not None:
+            expiry.set(Timestamp(micros=(index.oldest_element_ms + self._horizon) * 1000))
+        return out
 
     @userstate.on_timer(EXPIRY)
-    def expire(self, first=beam.DoFn.StateParam(FIRST)):
-        first.clear()
+    def expire(self, key=beam.DoFn.KeyParam, fired=beam.DoFn.TimestampParam,
+               chunks=beam.DoFn.StateParam(CHUNKS), version=beam.DoFn.StateParam(VERSION),
+               expiry=beam.DoFn.TimerParam(EXPIRY)):
+        index = self._index(key, chunks, version)
+        kept = index.expire(int(fired.micros) // 1000)
+        self._save(index, chunks, version, rewrite=kept)
+        if index.oldest_element_ms is not None:
+            expiry.set(Timestamp(micros=(index.oldest_element_ms + self._horizon) * 1000))
 
 
 class ExactDedup(beam.PTransform):
@@ -93,28 +209,40 @@ class ExactDedup(beam.PTransform):
       horizon_seconds: how far apart in event time two identical articles still count as one.
       seeds: optional ``PCollection[(content_hash, (article_id, event_ms))]`` of articles already written
         (warm start); read as a dict side input.
-      expire_state: free a hash's state a horizon after it was seen (an event-time timer per hash). Off for
-        batch execution (a bounded replay not run ``--streaming``), where event-time timers fire only once
-        the input is exhausted and would free state only when the job ends anyway. Whether an article is
-        a duplicate never depends on it: the horizon is checked against the stored time.
+      expire_state: forget a hash a horizon (of element time) after it was seen (an event-time timer per
+        shard). Off for batch execution (a bounded replay not run ``--streaming``), where event-time timers
+        fire only once the input is exhausted and would free state only when the job ends anyway. Whether
+        an article is a duplicate never depends on it: the horizon is checked against the stored time.
+      shards: keys the hashes are spread over (parallelism of the step on distributed runners; more shards
+        mean smaller batches).
+      max_batch: most articles per batch.
+      batched: ``PCollection[List[Article]]`` in and, for "articles", out: one list per shard batch
+        (see ``ReadFromKafka(batched=True)``); duplicates and dead letters stay single.
     """
 
     def __init__(self, *, horizon_seconds: float = 7 * 24 * 3600, seeds: beam.PCollection | None = None,
-                 expire_state: bool = True):
+                 expire_state: bool = True, shards: int = 32, max_batch: int = 500, batched: bool = False):
         super().__init__()
         if horizon_seconds <= 0:
             raise ValueError(f"horizon_seconds must be positive, got {horizon_seconds!r}")
+        if shards < 1 or max_batch < 1:
+            raise ValueError(f"shards and max_batch must be positive, got {shards!r}, {max_batch!r}")
         self._horizon_ms = int(horizon_seconds * 1000)
         self._seeds = seeds
         self._expire_state = bool(expire_state)
+        self._shards = shards
+        self._max_batch = max_batch
+        self._batched = batched
 
     def expand(self, articles):
         side = {"seeds": beam.pvalue.AsDict(self._seeds)} if self._seeds is not None else {}
         res = (
             articles
-            | "KeyByContent" >> beam.Map(lambda a: (a["dedup"]["content_hash"], a)).with_output_types(
-                Tuple[str, Article])
-            | "DropExactCopies" >> beam.ParDo(_ExactDedupFn(self._horizon_ms, self._expire_state), **side).with_output_types(Article)
+            | "BatchByShard" >> beam.ParDo(_BatchByShardFn(self._shards, self._max_batch, self._batched))
+            .with_output_types(Tuple[str, _Batch])
+            | "DropExactCopies" >> beam.ParDo(
+                _DropExactCopiesFn(self._horizon_ms, self._expire_state, self._batched), **side)
+            .with_output_types(List[Article] if self._batched else Article)
             .with_outputs(DUPLICATES, DEAD_LETTERS, main=ARTICLES)
         )
         return {ARTICLES: res[ARTICLES], DUPLICATES: typed(res[DUPLICATES], Article),
