@@ -8,6 +8,8 @@ job can be updated in place):
 
     ReadFromKafka -> ParseArticles -> ExactDedup -> StripBoilerplate -> NearDuplicates -> ExtractFacts
         -> EncodeArticles -> WriteArticles
+    (with no per-article stage on, records go from the read to the write in lists, one Kafka fetch per
+    element: Config.batched_io)
     dead letters of every stage -> EncodeDeadLetters -> WriteDeadLetters
     duplicates of both dedup stages -> (WriteDuplicates | CountDuplicates)
     acks of all three -> CommitOffsets
@@ -21,7 +23,7 @@ from typing import NamedTuple, Optional
 import apache_beam as beam
 
 from pipeline.kafkaio import AckDropped, CommitOffsets, ReadFromKafka, WriteToKafka
-from pipeline.options import Config, KafkaIO, NearDupMode
+from pipeline.options import Config, KafkaIO
 from pipeline.records import Ack, Article, DeadLetter
 from pipeline.stages.common import ARTICLES, DEAD_LETTERS, DUPLICATES
 from pipeline.stages.dedup import ExactDedup
@@ -34,8 +36,8 @@ _LOGGER = logging.getLogger(__name__)
 
 
 class StageOutputs(NamedTuple):
-    articles: beam.PCollection  # Article, fully enriched
-    encoded: beam.PCollection  # OutboundMessage for the output topic
+    articles: beam.PCollection  # Article, fully enriched (List[Article] when batched)
+    encoded: beam.PCollection  # OutboundMessage for the output topic (List[OutboundMessage] when batched)
     dead_letters: beam.PCollection  # DeadLetter, from every stage
     duplicates: beam.PCollection  # Article, dropped exact and near duplicates
 
@@ -53,18 +55,23 @@ def _flatten(pcolls, label, element_type):
 
 
 def build_stages(records: beam.PCollection, config: Config, *,
-                 dedup_seeds: Optional[beam.PCollection] = None) -> StageOutputs:
+                 dedup_seeds: Optional[beam.PCollection] = None, batched: bool = False) -> StageOutputs:
     """Parse .. encode over ``PCollection[KafkaRecord]`` (from Kafka, or ``beam.Create`` in tests).
 
     ``dedup_seeds``: content hashes already written (warm start, :mod:`pipeline.stages.warmstart`).
+    ``batched``: ``records`` is ``PCollection[List[KafkaRecord]]`` and articles and encoded messages stay
+    in lists to the end; only for a graph without per-article stages (:attr:`Config.batched_io`).
     """
+    if batched and (config.boilerplate or config.near_dedup or config.nlp):
+        raise ValueError("batched stages need boilerplate, near-dedup and NLP off (Config.batched_io)")
     dead, dups = [], []
     parsed = records | "ParseArticles" >> ParseArticles(
         limits=config.limits, schema_registry_url=config.schema_registry_url,
-        registry_config=config.registry_config)
+        registry_config=config.registry_config, batched=batched)
     dead.append(parsed[DEAD_LETTERS])
     exact = parsed[ARTICLES] | "ExactDedup" >> ExactDedup(
-        horizon_seconds=config.dedup_horizon_seconds, seeds=dedup_seeds, expire_state=config.streaming)
+        horizon_seconds=config.dedup_horizon_seconds, seeds=dedup_seeds, expire_state=config.streaming,
+        batched=batched)
     dead.append(exact[DEAD_LETTERS])
     dups.append(exact[DUPLICATES])
     articles = exact[ARTICLES]
@@ -97,7 +104,7 @@ def build_stages(records: beam.PCollection, config: Config, *,
         articles = res[ARTICLES]
     enc = articles | "EncodeArticles" >> EncodeArticles(
         topic=config.output_topic, schema_registry_url=config.schema_registry_url,
-        registry_config=config.registry_config)
+        registry_config=config.registry_config, batched=batched)
     dead.append(enc[DEAD_LETTERS])
     return StageOutputs(
         articles=articles,
@@ -114,7 +121,7 @@ def _source(p: beam.Pipeline, config: Config) -> beam.PCollection:
         return p | "ReadFromKafka" >> XlangReadFromKafka(config)
     records = p | "ReadFromKafka" >> ReadFromKafka(
         config.consumer_config, config.input_topics, start=config.start, bounded=config.bounded,
-        stop_timestamp_ms=config.stop_ms)
+        stop_timestamp_ms=config.stop_ms, batched=config.batched_io)
     if config.bounded:
         # a replay ends at the offsets seen at start: say so, or file sinks (--output-file) refuse the
         # (formally unbounded-per-element) read, and batch runners would switch to streaming
@@ -139,7 +146,8 @@ def build_pipeline(p: beam.Pipeline, config: Config, *, known_seeds: Optional[li
         seeds = p | "ReadDedupSeeds" >> ReadDedupSeeds(
             config.consumer_config, config.output_topic, horizon_seconds=config.dedup_horizon_seconds,
             schema_registry_url=config.schema_registry_url, registry_config=config.registry_config)
-    stages = build_stages(_source(p, config), config, dedup_seeds=seeds)
+    batched = config.batched_io
+    stages = build_stages(_source(p, config), config, dedup_seeds=seeds, batched=batched)
     if config.kafka_io == KafkaIO.XLANG:
         from pipeline.xlang import XlangWriteToKafka
 
@@ -149,7 +157,7 @@ def build_pipeline(p: beam.Pipeline, config: Config, *, known_seeds: Optional[li
          | "WriteDeadLetters" >> XlangWriteToKafka(config, config.dead_letter_topic))
         return PipelineOutputs(stages, None)
     acks = [stages.encoded | "WriteArticles" >> WriteToKafka(config.producer_config, config.output_topic,
-                                                             counter="written")]
+                                                             counter="written", batched=batched)]
     acks.append(stages.dead_letters
                 | "EncodeDeadLetters" >> EncodeDeadLetters(
                     topic=config.dead_letter_topic, schema_registry_url=config.schema_registry_url,
@@ -172,7 +180,10 @@ def build_pipeline(p: beam.Pipeline, config: Config, *, known_seeds: Optional[li
     if config.output_file:
         from pipeline.avro import ENRICHED_ARTICLE, load_schema
 
-        (stages.articles
+        articles = stages.articles
+        if batched:
+            articles = articles | "Unbatch" >> beam.FlatMap(lambda batch: batch).with_output_types(Article)
+        (articles
          | "PublicRecords" >> beam.Map(public_record).with_output_types(Article)  # Avro-coded, not pickled
          | "WriteAvroFile" >> beam.io.WriteToAvro(config.output_file, schema=load_schema(ENRICHED_ARTICLE),
                                                   file_name_suffix=".avro"))

@@ -9,9 +9,9 @@ Architecture::
     Impulse -> _ResolvePartitions (DoFn: topics -> one PartitionSpec per topic-partition, start/stop offsets)
             -> Reshuffle (spread partitions over workers)
             -> _ReadPartitionFn (splittable DoFn: restriction = offset range of one partition)
-            => PCollection[KafkaRecord]
+            => PCollection[KafkaRecord]   (or PCollection[List[KafkaRecord]], one fetch per element: batched)
 
-    PCollection[OutboundMessage] -> _WriteFn (idempotent producer, flush at bundle end, fail the bundle on any
+    PCollection[OutboundMessage] (or of List[OutboundMessage]: batched) -> _WriteFn (idempotent producer, flush at bundle end, fail the bundle on any
             delivery error) => PCollection[Ack]   (acks of the inputs whose outputs are now durable)
 
     PCollection[Ack] -> CommitOffsets (keyed by partition; commits the contiguous prefix of handled offsets to
@@ -29,6 +29,7 @@ from __future__ import annotations
 import enum
 import logging
 import sys
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -70,14 +71,72 @@ _SECRET_MARKERS = ("password", "secret", "key.pem", "private", "token", "credent
 _LIVE_CLIENTS: "weakref.WeakSet" = weakref.WeakSet()
 
 
-def close_clients() -> None:
+def close_clients(*, producers: bool = True) -> None:
     """Tear down the Kafka clients of DoFns in this process (in-process runners do not always call
-    ``teardown``); afterwards no producer keeps reconnecting to a broker that has gone away."""
+    ``teardown``); afterwards no producer keeps reconnecting to a broker that has gone away.
+
+    ``producers=False`` keeps the shared producers (flushed) for another run in this process.
+    """
     for fn in list(_LIVE_CLIENTS):
         try:
             fn.teardown()
         except Exception as exc:  # noqa: BLE001 - best effort at shutdown
             _LOGGER.debug("teardown of %s failed: %s", type(fn).__name__, exc)
+    if not producers:
+        return
+    with _PRODUCERS_LOCK:
+        producers = list(_PRODUCERS.values())
+        _PRODUCERS.clear()
+    for producer in producers:
+        try:
+            producer.flush(10)
+        except Exception as exc:  # noqa: BLE001 - best effort at shutdown
+            _LOGGER.debug("flush of a shared producer failed: %s", exc)
+
+
+#: Settings that only consumers accept: dropped when a job-wide Kafka config is used for a producer.
+_CONSUMER_ONLY = ("group.id", "enable.auto.commit", "enable.partition.eof", "auto.offset.reset",
+                  "session.timeout.ms", "queued.max.messages.kbytes")
+
+_PRODUCERS: dict = {}
+_PRODUCERS_LOCK = threading.Lock()
+
+
+def producer_settings(config: Mapping[str, Any]) -> dict:
+    """The librdkafka settings of wirestream's producers: idempotent, ``acks=all``, lz4, then ``config``
+    (consumer-only keys dropped)."""
+    conf = {"enable.idempotence": True, "acks": "all", "linger.ms": 20, "compression.type": "lz4",
+            "message.max.bytes": 8 * 1024 * 1024, "log.connection.close": False}
+    conf.update(config)
+    for k in _CONSUMER_ONLY:
+        conf.pop(k, None)
+    return conf
+
+
+def shared_producer(config: Mapping[str, Any]):
+    """The process's producer for these settings, created on first use and shared by every writer.
+
+    One producer per process is how Kafka clients are meant to be used (thread-safe; batches across
+    topics), and it matters for latency: an idempotent producer's first delivery waits for its producer
+    id, which librdkafka requests on a timer (~0.5 s after start-up), so a producer per writer step paid
+    that once per step and run. :func:`warm_producer` starts it early. Delivery errors stay per writer:
+    each message carries its writer's callback.
+    """
+    from confluent_kafka import Producer
+
+    conf = producer_settings(config)
+    key = tuple(sorted((k, repr(v)) for k, v in conf.items()))
+    with _PRODUCERS_LOCK:
+        producer = _PRODUCERS.get(key)
+        if producer is None:
+            producer = _PRODUCERS[key] = Producer(conf)
+        return producer
+
+
+def warm_producer(config: Mapping[str, Any]) -> None:
+    """Create the shared producer for ``config`` now (in this process), so that its producer id is ready
+    by the time the first write flushes: a local run calls it before building the graph."""
+    shared_producer(config).poll(0)
 
 
 def redact_config(config: Mapping[str, Any]) -> dict:
@@ -334,9 +393,11 @@ class _ReadPartitionFn(beam.DoFn):
     """
 
     def __init__(self, config: Mapping[str, Any], *, bounded: bool, max_records: int, max_seconds: float,
-                 idle_poll_seconds: float, idle_watermark_lag_seconds: float, counter: str = "read"):
+                 idle_poll_seconds: float, idle_watermark_lag_seconds: float, counter: str = "read",
+                 batched: bool = False):
         self._config = dict(config)
         self._bounded = bounded
+        self._batched = batched
         self._max_records = max_records
         self._max_seconds = max_seconds
         self._idle_poll = idle_poll_seconds
@@ -377,16 +438,35 @@ class _ReadPartitionFn(beam.DoFn):
     def process(self, spec: PartitionSpec,
                 tracker=beam.DoFn.RestrictionParam(_PartitionRestrictionProvider()),
                 watermark=beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider())):
+        restriction = tracker.current_restriction()
+        if restriction.start >= restriction.stop:
+            return
+        for batch, event_time in self._fetch(spec, tracker, watermark):
+            if self._batched:
+                yield TimestampedValue(batch, event_time)
+            else:
+                for rec, ts in batch:
+                    yield TimestampedValue(rec, ts)
+
+    @staticmethod
+    def _advance(watermark, event_time) -> None:
+        cur = watermark.current_watermark()
+        if cur is None or event_time > cur:
+            watermark.set_watermark(event_time)
+
+    def _fetch(self, spec: PartitionSpec, tracker, watermark):
+        """Yields what each fetch brought, claimed: ``(records, earliest event time)`` when batched,
+        else ``([(record, event time)...], None)``."""
         from confluent_kafka import KafkaError
 
         restriction = tracker.current_restriction()
         pos = restriction.start
-        if restriction.start >= restriction.stop:
-            return
         consumer = self._consumer_at(spec.topic, spec.partition, pos)
+        entry = self._consumers[(spec.topic, spec.partition)]
         deadline = time.monotonic() + self._max_seconds
         emitted = 0
         quiet_since = time.monotonic()
+        batched = self._batched
         while True:
             # consume() with a timeout returns early only when num_messages are ready, so take what the
             # client has already fetched without waiting, and wait only for the next single record (or the
@@ -398,6 +478,10 @@ class _ReadPartitionFn(beam.DoFn):
             if msgs:
                 quiet_since = now
             idle = not msgs and now - quiet_since >= self._idle_poll
+            out: list = []
+            earliest = None
+            done = False
+            nbytes = 0
             for msg in msgs:
                 err = msg.error()
                 if err is not None:
@@ -405,8 +489,9 @@ class _ReadPartitionFn(beam.DoFn):
                         idle = True
                         if restriction.stop < _OPEN_END and msg.offset() >= restriction.stop:
                             tracker.try_claim(restriction.stop)  # finished: nothing left in range
-                            self._consumers[(spec.topic, spec.partition)][1] = msg.offset()
-                            return
+                            entry[1] = msg.offset()
+                            done = True
+                            break
                         continue
                     if err.fatal() or not err.retriable():
                         raise BrokerError(f"reading {spec.topic}[{spec.partition}] at offset {pos}: {err}")
@@ -419,32 +504,45 @@ class _ReadPartitionFn(beam.DoFn):
                 ts = ts if ts_type != 0 and ts >= 0 else None
                 if spec.stop_timestamp_ms >= 0 and ts is not None and ts >= spec.stop_timestamp_ms:
                     tracker.try_claim(max(off, restriction.stop))  # stop time reached: done
-                    return
+                    done = True
+                    break
                 if not tracker.try_claim(off):
-                    return
-                rec = KafkaRecord(spec.topic, spec.partition, off, ts, msg.key(), msg.value(),
+                    done = True
+                    break
+                value = msg.value()
+                rec = KafkaRecord(spec.topic, spec.partition, off, ts, msg.key(), value,
                                   [Header(k, v) for k, v in (msg.headers() or [])], pos, spec.start_offset)
                 pos = off + 1
-                self._consumers[(spec.topic, spec.partition)][1] = pos
-                self._read.inc()
-                self._bytes.inc(len(msg.value() or b""))
-                emitted += 1
+                nbytes += len(value or b"")
                 event_time = Timestamp.of(ts / 1000.0) if ts is not None else Timestamp.now()
-                cur = watermark.current_watermark()
-                if cur is None or event_time > cur:
-                    watermark.set_watermark(event_time)
-                yield TimestampedValue(rec, event_time)
+                if batched:
+                    out.append(rec)
+                    if earliest is None or event_time < earliest:
+                        earliest = event_time
+                else:
+                    out.append((rec, event_time))
+                    self._advance(watermark, event_time)
                 if pos >= restriction.stop:
                     # the range's last record: done, without waiting for the partition-end event (a broker
                     # answers a fetch at the log end only after fetch.wait.max.ms, 500 ms by default)
                     tracker.try_claim(restriction.stop)
-                    return
+                    done = True
+                    break
+            if out:
+                entry[1] = pos
+                emitted += len(out)
+                self._read.inc(len(out))
+                self._bytes.inc(nbytes)
+                if batched:
+                    # stamped with its earliest record; the watermark follows, never ahead of a batch
+                    self._advance(watermark, earliest)
+                yield out, earliest
+            if done:
+                return
             if idle:
                 if not self._bounded:
                     lagged = Timestamp.now() - Duration(seconds=self._idle_lag)
-                    cur = watermark.current_watermark()
-                    if cur is None or lagged > cur:
-                        watermark.set_watermark(lagged)
+                    self._advance(watermark, lagged)
                     tracker.defer_remainder(Duration(seconds=self._idle_poll))
                     return
                 if time.monotonic() >= deadline and emitted:
@@ -470,13 +568,17 @@ class ReadFromKafka(beam.PTransform):
       metadata_timeout_seconds: timeout for metadata and fetch probes at start.
       counter: name of the Beam counter of records read (``read`` is the job's input in the run summary;
         an auxiliary read such as the dedup warm start must count under another name).
+      batched: emit ``PCollection[List[KafkaRecord]]``, the records of one fetch of one partition per
+        element (stamped with the earliest record's time), instead of one element per record. On the
+        Python SDK each element costs several microseconds per step it passes; an I/O-bound job whose
+        steps all take batches saves most of that (bench/bench_io.py).
     """
 
     def __init__(self, consumer_config: Mapping[str, Any], topics: Sequence[str], *,
                  start: StartSpec = StartSpec(), bounded: bool = False, stop_timestamp_ms: Optional[int] = None,
                  max_records_per_call: int = 2000, max_seconds_per_call: float = 2.0,
                  idle_poll_seconds: float = 1.0, idle_watermark_lag_seconds: float = 5.0,
-                 metadata_timeout_seconds: float = 30.0, counter: str = "read"):
+                 metadata_timeout_seconds: float = 30.0, counter: str = "read", batched: bool = False):
         super().__init__()
         if not consumer_config.get("bootstrap.servers"):
             raise ConfigError("ReadFromKafka needs consumer_config['bootstrap.servers']")
@@ -495,6 +597,7 @@ class ReadFromKafka(beam.PTransform):
         self._idle_lag = idle_watermark_lag_seconds
         self._timeout = metadata_timeout_seconds
         self._counter = counter
+        self._batched = batched
 
     def expand(self, pbegin):
         return (
@@ -507,7 +610,8 @@ class ReadFromKafka(beam.PTransform):
             | "ReadPartitions" >> beam.ParDo(_ReadPartitionFn(
                 self._config, bounded=self._bounded, max_records=self._max_records,
                 max_seconds=self._max_seconds, idle_poll_seconds=self._idle_poll,
-                idle_watermark_lag_seconds=self._idle_lag, counter=self._counter)).with_output_types(KafkaRecord)
+                idle_watermark_lag_seconds=self._idle_lag, counter=self._counter, batched=self._batched))
+            .with_output_types(List[KafkaRecord] if self._batched else KafkaRecord)
         )
 
 
@@ -525,27 +629,26 @@ class _WriteFn(beam.DoFn):
         self._written = beam.metrics.Metrics.counter(_NAMESPACE, counter)
 
     def setup(self):
-        from confluent_kafka import Producer
-
-        conf = {"enable.idempotence": True, "acks": "all", "linger.ms": 20, "compression.type": "lz4",
-                "message.max.bytes": 8 * 1024 * 1024, "log.connection.close": False}
-        conf.update(self._config)
         _LIVE_CLIENTS.add(self)
-        for k in ("group.id", "enable.auto.commit", "enable.partition.eof", "auto.offset.reset",
-                  "session.timeout.ms", "queued.max.messages.kbytes"):
-            conf.pop(k, None)  # consumer-only settings
-        self._producer = Producer(conf)
+        self._producer = shared_producer(self._config)
 
     def start_bundle(self):
-        self._errors = []
+        errors = self._errors = []
         self._acks = []
         self._count = 0
 
-    def _on_delivery(self, err, msg):
-        if err is not None:
-            self._errors.append(err)
+        def on_delivery(err, msg):
+            # bound to this bundle's list: another writer's flush of the shared producer may run it
+            if err is not None:
+                errors.append(err)
+
+        self._on_delivery = on_delivery
 
     def process(self, msg: OutboundMessage):
+        self._produce(msg)
+        self._producer.poll(0)
+
+    def _produce(self, msg: OutboundMessage) -> None:
         while True:
             try:
                 self._producer.produce(self._topic, value=msg.value, key=msg.key,
@@ -554,7 +657,6 @@ class _WriteFn(beam.DoFn):
                 break
             except BufferError:
                 self._producer.poll(0.1)  # local queue full: let deliveries drain
-        self._producer.poll(0)
         self._count += 1
         if msg.ack is not None:
             self._acks.append(msg.ack)
@@ -575,8 +677,15 @@ class _WriteFn(beam.DoFn):
 
     def teardown(self):
         if self._producer is not None:
-            self._producer.flush(self._flush_timeout)
+            self._producer.flush(self._flush_timeout)  # shared: flushed, not closed (close_clients drops it)
             self._producer = None
+
+
+class _WriteBatchFn(_WriteFn):
+    def process(self, msgs: List[OutboundMessage]):
+        for msg in msgs:
+            self._produce(msg)
+        self._producer.poll(0)
 
 
 class WriteToKafka(beam.PTransform):
@@ -591,10 +700,11 @@ class WriteToKafka(beam.PTransform):
       topic: the topic to write.
       flush_timeout_seconds: how long to wait for deliveries at bundle end.
       counter: name of the Beam counter of written messages.
+      batched: the input is ``PCollection[List[OutboundMessage]]`` (see ``ReadFromKafka(batched=True)``).
     """
 
     def __init__(self, producer_config: Mapping[str, Any], topic: str, *, flush_timeout_seconds: float = 60.0,
-                 counter: str = "written"):
+                 counter: str = "written", batched: bool = False):
         super().__init__()
         if not topic:
             raise ConfigError("WriteToKafka needs a topic")
@@ -602,10 +712,12 @@ class WriteToKafka(beam.PTransform):
         self._topic = topic
         self._flush_timeout = flush_timeout_seconds
         self._counter = counter
+        self._batched = batched
 
     def expand(self, pcoll):
-        return pcoll | "Produce" >> beam.ParDo(
-            _WriteFn(self._config, self._topic, self._flush_timeout, self._counter)).with_output_types(Ack)
+        fn = (_WriteBatchFn if self._batched else _WriteFn)(self._config, self._topic, self._flush_timeout,
+                                                            self._counter)
+        return pcoll | "Produce" >> beam.ParDo(fn).with_output_types(Ack)
 
 
 # ---------------------------------------------------------------------------------------------- commits

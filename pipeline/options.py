@@ -190,6 +190,12 @@ class Config:
         return conf
 
     @property
+    def batched_io(self) -> bool:
+        """Whether records travel in batches (one Kafka fetch per element) from the read to the write: when
+        no per-article stage (boilerplate, near-dup, NLP) runs and the IO is the native one."""
+        return self.kafka_io == KafkaIO.NATIVE and not (self.boilerplate or self.near_dedup or self.nlp)
+
+    @property
     def registry_config(self) -> dict:
         return {k: (v.reveal() if isinstance(v, Secret) else v) for k, v in self.schema_registry_config.items()}
 

@@ -86,17 +86,32 @@ def _is_local(options: PipelineOptions) -> bool:
     return (runner if isinstance(runner, str) else "").lower() in _LOCAL  # as _runner_for decides
 
 
-def _run_once(options: PipelineOptions, config: Config, known_seeds: Optional[list] = None) -> dict:
-    """Build and run one pipeline for ``config``; its counters."""
+def _in_process(options: PipelineOptions) -> bool:
+    """Whether the local runner runs the SDK worker in this process (not ``multi_processing``)."""
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    return _is_local(options) and options.view_as(DirectOptions).direct_running_mode in (None, "in_memory")
+
+
+def _run_once(options: PipelineOptions, config: Config, known_seeds: Optional[list] = None, *,
+              keep_producers: bool = False) -> dict:
+    """Build and run one pipeline for ``config``; its counters.
+
+    ``keep_producers``: leave the shared producers open for the next round (the caller closes them).
+    """
+    from pipeline.kafkaio import close_clients, warm_producer
+    from pipeline.options import KafkaIO
+
+    if config.kafka_io == KafkaIO.NATIVE and _in_process(options):
+        warm_producer(config.producer_config)  # its producer id is fetched while the graph is built
     p, _label = make_pipeline(options)
     build_pipeline(p, config, known_seeds=known_seeds)
     try:
         result = p.run()
         result.wait_until_finish()
     finally:
-        from pipeline.kafkaio import close_clients
-
-        close_clients()  # in-process runners leave DoFns alive: no client should outlive its run
+        # in-process runners leave DoFns alive: no client should outlive its run
+        close_clients(producers=not keep_producers)
     return _all_counters(result)
 
 
@@ -140,12 +155,15 @@ def run_job(argv: Optional[Sequence[str]] = None, *, options: Optional[PipelineO
 
             def run_round(round_config):
                 seeds = sink_seeds.refresh() if round_config.dedup_warm_start else None
-                return _run_once(options, round_config, seeds)
+                return _run_once(options, round_config, seeds, keep_producers=True)
 
             try:
                 counters = run_rounds(config, run_round)
             finally:
                 sink_seeds.close()
+                from pipeline.kafkaio import close_clients
+
+                close_clients()
         else:
             counters = _run_once(options, config)
     finally:

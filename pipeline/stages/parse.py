@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import List
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -37,6 +38,10 @@ class _ParseFn(beam.DoFn):
             self._confluent = confluent_decoder(self._registry_url, self._registry_config)
 
     def process(self, rec: KafkaRecord):
+        yield self._parse(rec)
+
+    def _parse(self, rec: KafkaRecord):
+        """The record's Article, or its dead letter as a tagged output."""
         try:
             fields = parse_value(rec.value, limits=self._limits, confluent_decoder=self._confluent)
         except RecordError as exc:
@@ -47,21 +52,32 @@ class _ParseFn(beam.DoFn):
                 reason += (f" (dead letter keeps the first {_DEAD_LETTER_VALUE_BYTES} of {len(rec.value)} bytes; "
                            "the whole message stays at its origin offset)")
                 rec = rec._replace(value=rec.value[:_DEAD_LETTER_VALUE_BYTES])
-            yield pvalue.TaggedOutput(DEAD_LETTERS, new_dead_letter(
+            return pvalue.TaggedOutput(DEAD_LETTERS, new_dead_letter(
                 rec, stage="parse", error_type=exc.error_type, reason=reason, failed_at=now_ms()))
-            return
         except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the stream either
             self._rejected.inc()
             _LOGGER.warning("unexpected %s parsing %s[%d]@%d: %s", type(exc).__name__, rec.topic, rec.partition,
                             rec.offset, exc)
-            yield pvalue.TaggedOutput(DEAD_LETTERS, new_dead_letter(
+            return pvalue.TaggedOutput(DEAD_LETTERS, new_dead_letter(
                 rec, stage="parse", error_type=f"StageError:{type(exc).__name__}",
                 reason=f"parser raised {type(exc).__name__}: {exc}", failed_at=now_ms()))
-            return
         self._parsed.inc()
-        yield new_article(rec, article_id=fields.article_id, raw_body=fields.raw_body, ingested_at=now_ms(),
-                          publisher=fields.publisher, url=fields.url, title=fields.title,
-                          language=fields.language, published_at=fields.published_at, flags=fields.flags)
+        return new_article(rec, article_id=fields.article_id, raw_body=fields.raw_body, ingested_at=now_ms(),
+                           publisher=fields.publisher, url=fields.url, title=fields.title,
+                           language=fields.language, published_at=fields.published_at, flags=fields.flags)
+
+
+class _ParseBatchFn(_ParseFn):
+    def process(self, recs: List[KafkaRecord]):
+        articles = []
+        for rec in recs:
+            out = self._parse(rec)
+            if isinstance(out, pvalue.TaggedOutput):
+                yield out
+            else:
+                articles.append(out)
+        if articles:
+            yield articles
 
 
 class ParseArticles(beam.PTransform):
@@ -71,14 +87,18 @@ class ParseArticles(beam.PTransform):
       limits: size limits (:class:`~pipeline.parse.ParseLimits`).
       schema_registry_url: decode Confluent-framed Avro through this registry (optional).
       registry_config: extra schema-registry client settings (credentials...).
+      batched: ``PCollection[List[KafkaRecord]]`` in, ``PCollection[List[Article]]`` out (one list per
+        input list, without its rejects; see ``ReadFromKafka(batched=True)``). Dead letters are single.
     """
 
     def __init__(self, *, limits: ParseLimits = ParseLimits(), schema_registry_url: str | None = None,
-                 registry_config: dict | None = None):
+                 registry_config: dict | None = None, batched: bool = False):
         super().__init__()
-        self._fn = _ParseFn(limits, schema_registry_url, registry_config)
+        self._fn = (_ParseBatchFn if batched else _ParseFn)(limits, schema_registry_url, registry_config)
+        self._batched = batched
 
     def expand(self, records):
-        res = records | "Parse" >> beam.ParDo(self._fn).with_output_types(Article).with_outputs(
+        out_type = List[Article] if self._batched else Article
+        res = records | "Parse" >> beam.ParDo(self._fn).with_output_types(out_type).with_outputs(
             DEAD_LETTERS, main=ARTICLES)
         return {ARTICLES: res[ARTICLES], DEAD_LETTERS: typed(res[DEAD_LETTERS], DeadLetter)}

@@ -7,6 +7,8 @@ Headers on every message: ``content-type`` (``application/vnd.wirestream.<schema
 
 from __future__ import annotations
 
+from typing import List
+
 import apache_beam as beam
 from apache_beam import pvalue
 
@@ -56,31 +58,55 @@ class _EncodeFn(beam.DoFn):
         ]
 
     def process(self, record: dict):
+        yield self._message(record)
+
+    def _message(self, record: dict):
+        """The record's OutboundMessage, or (an article that cannot be encoded) its dead letter."""
         try:
             value = self._encode(public_record(record))
         except Exception as exc:  # noqa: BLE001 - SchemaError or registry failure: dead-letter the article
             if self._schema_name == DEAD_LETTER:
                 raise  # a dead letter that cannot be encoded must fail loudly, never vanish
             self._failed.inc()
-            yield pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(record, "encode", exc))
-            return
+            return pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(record, "encode", exc))
         if self._key_field:
             key = record.get(self._key_field)
             key = key.encode("utf-8") if key else None
         else:
             key = record.get("key")  # dead letters keep the original message key
-        yield OutboundMessage(key, value, list(self._headers), ack_of(record))
+        return OutboundMessage(key, value, list(self._headers), ack_of(record))
+
+
+class _EncodeBatchFn(_EncodeFn):
+    def process(self, records: List[dict]):
+        messages = []
+        for record in records:
+            out = self._message(record)
+            if isinstance(out, pvalue.TaggedOutput):
+                yield out
+            else:
+                messages.append(out)
+        if messages:
+            yield messages
 
 
 class EncodeArticles(beam.PTransform):
-    """``PCollection[Article]`` -> ``{"articles": PCollection[OutboundMessage], "dead_letters": ...}``."""
+    """``PCollection[Article]`` -> ``{"articles": PCollection[OutboundMessage], "dead_letters": ...}``.
 
-    def __init__(self, *, topic: str, schema_registry_url: str | None = None, registry_config: dict | None = None):
+    ``batched``: lists in, lists out (``PCollection[List[Article]]`` -> ``PCollection[List[OutboundMessage]]``);
+    dead letters stay single.
+    """
+
+    def __init__(self, *, topic: str, schema_registry_url: str | None = None, registry_config: dict | None = None,
+                 batched: bool = False):
         super().__init__()
-        self._fn = _EncodeFn(ENRICHED_ARTICLE, topic, schema_registry_url, registry_config, "article_id")
+        self._fn = (_EncodeBatchFn if batched else _EncodeFn)(ENRICHED_ARTICLE, topic, schema_registry_url,
+                                                              registry_config, "article_id")
+        self._batched = batched
 
     def expand(self, articles):
-        res = articles | "Encode" >> beam.ParDo(self._fn).with_output_types(OutboundMessage).with_outputs(
+        out_type = List[OutboundMessage] if self._batched else OutboundMessage
+        res = articles | "Encode" >> beam.ParDo(self._fn).with_output_types(out_type).with_outputs(
             DEAD_LETTERS, main=ARTICLES)
         return {ARTICLES: res[ARTICLES], DEAD_LETTERS: typed(res[DEAD_LETTERS], DeadLetter)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import typing
 
 import apache_beam as beam
 import pytest
@@ -78,3 +79,34 @@ def test_stage_graph_without_io_accounts_for_every_record():
                 out.duplicates | "dup offsets" >> beam.Map(lambda a: a["_ack"]["offset"]),
                 out.dead_letters | "dead offsets" >> beam.Map(lambda d: d["_ack"]["offset"])) | beam.Flatten()
         assert_that(acks, equal_to([0, 1, 2, 3]), label="acks")
+
+
+def _all_lists(got):
+    assert got and set(got) == {"list"}, got
+
+
+def test_batched_stage_graph_keeps_lists_and_accounts_for_every_record():
+    # with no per-article stage, records go from read to write in lists (Config.batched_io)
+    config = Config.from_options(PipelineOptions([
+        "--bootstrap-servers", "unused:9092", "--input-topic", "raw", "--output-topic", "out",
+        "--no-boilerplate", "--no-near-dedup", "--no-nlp"]))
+    assert config.batched_io
+    values = [_article("a", "One."), _article("a", "One."), b"{}", _article("b", "Two."), b"\xff",
+              _article("c", "One.", title="Other title")]
+    recs = [_rec(i, v) for i, v in enumerate(values)]
+    batches = [TimestampedValue(recs[:3], 1_700_000_000), TimestampedValue(recs[3:], 1_700_000_003)]
+    with TestPipeline() as p:
+        out = build_stages(p | beam.Create(batches).with_output_types(typing.List[KafkaRecord]), config,
+                           batched=True)
+        assert_that(out.encoded | beam.Map(lambda ms: type(ms).__name__), lambda got: _all_lists(got),
+                    label="lists")
+        assert_that(out.encoded | beam.FlatMap(lambda ms: [m.key for m in ms]), equal_to([b"a", b"b", b"c"]),
+                    label="encoded")
+        assert_that(out.duplicates | beam.Map(lambda a: (a["article_id"], a["_ack"]["offset"])),
+                    equal_to([("a", 1)]), label="dups")
+        assert_that(out.dead_letters | beam.Map(lambda d: (d["origin"]["offset"], d["error_type"])),
+                    equal_to([(2, "MissingBody"), (4, "InvalidEncoding")]), label="dead")
+        acks = (out.encoded | beam.FlatMap(lambda ms: [m.ack.offset for m in ms]),
+                out.duplicates | "dup offsets" >> beam.Map(lambda a: a["_ack"]["offset"]),
+                out.dead_letters | "dead offsets" >> beam.Map(lambda d: d["_ack"]["offset"])) | beam.Flatten()
+        assert_that(acks, equal_to(list(range(6))), label="acks")
