@@ -118,7 +118,7 @@ class StageClock:
             e = per.setdefault(label, [st, 0, 0.0])
             e[1] += 1
             e[2] += s
-        return {"one_worker_s": one, "split_s": split, "bundles": len(self.bundles),
+        return {"one_worker_s": one, "split_s": split, "bundles": len(self.bundles), "each": list(self.bundles),
                 "stages": sorted(((lab, st, n, s) for lab, (st, n, s) in per.items()), key=lambda x: -x[3])}
 
 
@@ -310,6 +310,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", default="1,2", help="worker counts to compare (default 1,2)")
     ap.add_argument("--state", action="store_true",
                     help="print the keyed-state requests of each run per step and state cell")
+    ap.add_argument("--bundles", action="store_true", help="print the wall time of every bundle of each run")
     ap.add_argument("--extra", default="", help="extra wirestream run flags, space-separated (e.g. --no-nlp)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -349,6 +350,9 @@ def main(argv=None) -> int:
                           f"{clock['split_s']:.1f}s in stages split over {w} worker(s), {clock['bundles']} bundles; "
                           + "; ".join(f"{lab} {'[1w]' if st else '[split]'} {n}x {sec:.1f}s"
                                       for lab, st, n, sec in clock["stages"] if sec >= 0.5), flush=True)
+                if args.bundles:
+                    print("    each bundle: " + "; ".join(f"{lab.split('+')[-1]}{'[1w]' if st else ''} {sec:.2f}s"
+                                                      for lab, st, sec in clock["each"]), flush=True)
                 if args.state and clock["state"]["per_step"]:
                     print(format_state(clock["state"]), flush=True)
         for w in counts:
