@@ -561,28 +561,24 @@ class _InFlightCodec:
         self.root = _schema_tree(parsed_schema, {})
         self.canonical = _Canonical(label)
         gen = _CodeGen(self.canonical)
-        to_fast = gen.enc_fn(self.root)
+        fast = gen.enc_fn(self.root)
         from_tuple = gen.dec_fn(self.root, cls)
         self.source = "\n".join(gen.lines)
         exec(compile(self.source, f"<in-flight coder {label}>", "exec"), gen.ns)  # noqa: S102 - our own code
-        self._to_fast = gen.ns[to_fast]
+        self.fast = gen.ns[fast]
         self.from_tuple = gen.ns[from_tuple]
         self.primitives = coder_impl.FastPrimitivesCoderImpl(_RaisingImpl(label))
 
-    def to_tuple(self, value: Any) -> tuple:
-        try:
-            return self._to_fast(value)
-        except Exception:  # noqa: BLE001, S110 - anything odd: the slow path normalises it or names the field
-            pass
+    def slow(self, value: Any) -> tuple:
+        """The canonical form by the slow path, or a TypeError/ValueError naming the field."""
         return self.canonical(self.root, value)
 
-    def explain(self, value: Any) -> Optional[Exception]:
-        """Why ``value`` cannot be encoded, naming the field (None if the slow path finds nothing)."""
+    def to_tuple(self, value: Any) -> tuple:
         try:
-            self.canonical(self.root, value)
-        except (TypeError, ValueError) as clear:
-            return clear
-        return None
+            return self.fast(value)
+        except Exception:  # noqa: BLE001, S110 - anything odd: the slow path normalises it or names the field
+            pass
+        return self.slow(value)
 
 
 @functools.lru_cache(maxsize=None)
@@ -591,32 +587,47 @@ def _codec(schema_name: str, cls: type, label: str) -> _InFlightCodec:
 
 
 class _InFlightCoderImpl(coder_impl.StreamCoderImpl):
+    """The fast converter, FastPrimitives, and the slow path for anything odd (see the comment above).
+
+    The converter writes nothing, so retrying it on the slow path is safe; if FastPrimitives fails on a
+    converted value (an int beyond 64 bits, a lone surrogate), the slow path refuses the value too and
+    its error, naming the field, is raised.
+    """
+
     def __init__(self, codec: _InFlightCodec):
-        self._to_tuple = codec.to_tuple
+        self._fast = codec.fast
+        self._slow = codec.slow
         self._from_tuple = codec.from_tuple
         self._primitives = codec.primitives
-        self._codec = codec
 
     def encode_to_stream(self, value, out, nested):
         try:
-            self._primitives.encode_to_stream(self._to_tuple(value), out, nested)
-        except Exception as exc:  # e.g. an int beyond 64 bits, a lone surrogate: name the field
-            clear = self._codec.explain(value)
-            if clear is None:
-                raise
-            raise clear from exc
+            t = self._fast(value)
+        except Exception:  # noqa: BLE001 - anything odd: the slow path normalises it or names the field
+            t = None
+        if t is None:
+            t = self._slow(value)
+        try:
+            self._primitives.encode_to_stream(t, out, nested)
+        except Exception as exc:
+            self._slow(value)  # raises the error naming the field
+            raise exc
 
     def decode_from_stream(self, in_stream, nested):
         return self._from_tuple(self._primitives.decode_from_stream(in_stream, nested))
 
     def encode(self, value):
         try:
-            return self._primitives.encode(self._to_tuple(value))
+            t = self._fast(value)
+        except Exception:  # noqa: BLE001
+            t = None
+        if t is None:
+            t = self._slow(value)
+        try:
+            return self._primitives.encode(t)
         except Exception as exc:
-            clear = self._codec.explain(value)
-            if clear is None:
-                raise
-            raise clear from exc
+            self._slow(value)  # raises the error naming the field
+            raise exc
 
     def decode(self, encoded):
         return self._from_tuple(self._primitives.decode(encoded))
