@@ -1,7 +1,7 @@
 """The in-flight coders ArticleCoder/DeadLetterCoder: round trips, determinism, errors, parity with fastavro.
 
-The coder turns the dict into tuples in schema field order and encodes them with Beam's FastPrimitives
-coder impl (see pipeline/records.py). What it must keep from the fastavro coder it replaced: every value the
+The coder turns the dict into a tuple of its slots, in an order derived from the schema, and encodes it with
+Beam's FastPrimitives coder impl (see pipeline/records.py). What it must keep from the fastavro coder it replaced: every value the
 in-flight schema allows round-trips, missing optional keys decode as the schema default, bad values are
 refused with an error naming the field; and it must be deterministic and never pickle.
 """
@@ -11,8 +11,11 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import pickle
 import re
+import subprocess
+import sys
 
 import fastavro
 import numpy as np
@@ -255,6 +258,17 @@ def test_encoding_does_not_depend_on_key_order():
     e = Article(a, boilerplate=[], _ack=None)
     f = Article({k: v for k, v in a.items() if k not in ("boilerplate", "_ack")})
     assert coder.encode(e) == coder.encode(f)
+
+
+def test_encoding_does_not_depend_on_the_process():
+    # another interpreter, other hash seeds: the same bytes
+    a = rich_article()
+    script = ("import pickle, sys; from pipeline.records import ArticleCoder; "
+              "sys.stdout.buffer.write(ArticleCoder().encode(pickle.load(sys.stdin.buffer)))")
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(a), capture_output=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": seed}, timeout=120)
+        assert out.stdout == ArticleCoder().encode(a)
 
 
 @pytest.mark.parametrize("change, exc, field", [
