@@ -15,7 +15,7 @@ from apache_beam import pvalue
 from pipeline import __version__
 from pipeline.avro import DEAD_LETTER, ENRICHED_ARTICLE, SingleObjectEncoder, fingerprint
 from pipeline.kafkaio import OutboundMessage
-from pipeline.records import Article, DeadLetter, Header, ack_of
+from pipeline.records import DeadLetter, Header, ack_of
 from pipeline.stages.common import ARTICLES, DEAD_LETTERS, METRICS_NAMESPACE, stage_dead_letter, typed
 
 __all__ = ["EncodeArticles", "EncodeDeadLetters", "public_record"]
@@ -43,10 +43,11 @@ class _EncodeFn(beam.DoFn):
         if self._registry_url:
             from pipeline.registry import confluent_encoder
 
-            self._encode = confluent_encoder(self._registry_url, self._registry_config, self._schema_name,
-                                             self._topic)
+            encode = confluent_encoder(self._registry_url, self._registry_config, self._schema_name, self._topic)
+            self._encode = lambda record: encode(public_record(record))
             framing = b"confluent"
         else:
+            # the compiled writer reads the schema's fields only: in-flight internals need no copy-out
             self._encode = SingleObjectEncoder(self._schema_name)
             framing = b"single-object"
         self._headers = [
@@ -63,7 +64,7 @@ class _EncodeFn(beam.DoFn):
     def _message(self, record: dict):
         """The record's OutboundMessage, or (an article that cannot be encoded) its dead letter."""
         try:
-            value = self._encode(public_record(record))
+            value = self._encode(record)
         except Exception as exc:  # noqa: BLE001 - SchemaError or registry failure: dead-letter the article
             if self._schema_name == DEAD_LETTER:
                 raise  # a dead letter that cannot be encoded must fail loudly, never vanish
