@@ -187,3 +187,68 @@ def test_deterministic_multi_processing():
     random.Random(5).shuffle(arts)
     opts = PipelineOptions(["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     _verdicts(arts, options=opts, reshuffle=True)
+
+
+_COLLECTED: dict = {}
+
+
+def _run_joins(arts: list[Article], grouped: bool, mode: str, tag: str) -> tuple:
+    """Every output of the stage (articles, duplicates, dead letters) and its counters, with the joins
+    in keyed state or grouped (both in batch execution: expire_state off)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    _COLLECTED.clear()
+
+    def keep(name):
+        def add(x):
+            import sys  # this module itself, not a pickled copy of its globals
+
+            sys.modules[__name__]._COLLECTED.setdefault(name, []).append(x)
+        return add
+
+    p = beam.Pipeline()
+    res = (p | beam.Create(arts)
+           | NearDuplicates(mode=mode, expire_state=False, grouped_joins=grouped))
+    _ = res[ARTICLES] | "A" >> beam.Map(lambda a: (a["article_id"], repr(sorted(a["dedup"].items())),
+                                                    a["body"])) | "KA" >> beam.Map(keep("articles"))
+    _ = res[DUPLICATES] | "D" >> beam.Map(lambda a: (a["article_id"], repr(sorted(a["dedup"].items()))),
+                                          ) | "KD" >> beam.Map(keep("duplicates"))
+    _ = res[DEAD_LETTERS] | "L" >> beam.Map(lambda d: (d["article_id"], d["stage"], d["error_type"])
+                                            ) | "KL" >> beam.Map(keep("dead"))
+    result = p.run()
+    result.wait_until_finish()
+    counters = {m.key.metric.name: m.committed
+                for m in result.metrics().query(MetricsFilter().with_namespace("wirestream"))["counters"]}
+    out = {k: sorted(v) for k, v in _COLLECTED.items()}
+    return out, counters
+
+
+@pytest.mark.parametrize("mode", ["drop", "tag"])
+def test_grouped_joins_decide_as_the_stateful_joins(mode, monkeypatch):
+    # Batch execution groups the three joins instead of keeping them in keyed state; both must give the
+    # same articles, verdicts, dead letters and counters, including a verification that raises (its
+    # requester is dead-lettered) and an article without words (decided without a join).
+    import pipeline.stages.neardup as stage
+
+    real = stage.match
+
+    def match(earlier, later, config):
+        if later.article_id.startswith("s2-"):
+            raise RuntimeError("forced verification failure")
+        return real(earlier, later, config)
+
+    monkeypatch.setattr(stage, "match", match)
+    arts = _story_family(8) + [_article("empty", "t", "...", T0 + HOUR, 99)]
+    random.Random(3).shuffle(arts)
+    with_state = _run_joins(arts, False, mode, "state")
+    grouped = _run_joins(arts, True, mode, "grouped")
+    assert grouped == with_state
+    out, counters = grouped
+    assert out["dead"] and {d[0][:3] for d in out["dead"]} == {"s2-"}
+    assert counters["near_duplicates"] >= 20 and counters["near_dedup_candidates"] > 0
+    assert len(out["articles"]) + len(out.get("duplicates", [])) + len(out["dead"]) == len(arts)
+
+
+def test_grouped_joins_only_in_batch_execution():
+    with pytest.raises(ValueError):
+        NearDuplicates(expire_state=True, grouped_joins=True)
