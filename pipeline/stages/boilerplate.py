@@ -117,21 +117,35 @@ def strip_article(article: Article, memory: PublisherMemory | None, rules) -> tu
     return out, len(res.removed), ALL_BOILERPLATE in res.flags
 
 
+class _Held:
+    """A publisher's state as this bundle left it: its memory bytes and the articles waiting for release."""
+
+    __slots__ = ("memory", "pending")
+
+    def __init__(self):
+        self.memory: bytes | None = None
+        self.pending: list = []  # (element micros, ArticleCoder bytes)
+
+
 class _StripFn(beam.DoFn):
     """Per publisher: buffer arriving articles, release them in event-time order when the watermark passes.
 
-    State: ``memory`` the publisher's :class:`PublisherMemory` bytes; ``pending`` (element time in micros,
-    article) waiting for the watermark; ``released_to`` the latest time released (an article at or before
-    it arrived after the watermark passed it: late). One release timer per pending step (:class:`ReleaseSteps`).
+    State: ``publisher`` one bag of ``(0, memory)`` (the publisher's :class:`PublisherMemory` bytes) and
+    ``(element micros + 1, article)`` (articles waiting for the watermark): arrivals are appended unread, a
+    release reads it once and rewrites it once. ``released`` an append-only bag of the times released to;
+    its largest is the latest (an article at or before it arrived after the watermark passed it: late).
+    Each read and each cell a bundle commits is a round trip to the runner where the state cache is cold;
+    the bundle keeps what it read. One release timer per pending step (:class:`ReleaseSteps`).
     """
 
-    MEMORY = userstate.ReadModifyWriteStateSpec("memory", coders.BytesCoder())
-    PENDING = userstate.BagStateSpec("pending", _PENDING_CODER)
-    RELEASED_TO = userstate.ReadModifyWriteStateSpec("released_to", coders.VarIntCoder())
+    HELD = userstate.BagStateSpec("publisher", _PENDING_CODER)
+    RELEASED = userstate.BagStateSpec("released", coders.VarIntCoder())
     RELEASE = userstate.TimerSpec("boilerplate_release", TimeDomain.WATERMARK)
     # Timer family ids must be unique in the pipeline: the local FnApiRunner buffers written timers by family
     # id, and a second "release" family (near-dup's shards, int keys) made it decode our str-keyed timers
     # with the wrong coder (UnicodeDecodeError in _collect_written_timers).
+    #: ``released`` is rewritten as its largest value when a read finds more entries than this.
+    MAX_RELEASED = 16
 
     def __init__(self, *, rules_path: str | None, min_articles: int, max_paragraphs: int, horizon_ms: int):
         super().__init__()
@@ -141,6 +155,7 @@ class _StripFn(beam.DoFn):
         self._rules = None
         self._steps = ReleaseSteps()
         self._released: dict = {}
+        self._held: dict = {}
         self._coder = ArticleCoder()
         self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "boilerplate_in")
         self._out = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "boilerplate_out")
@@ -155,71 +170,95 @@ class _StripFn(beam.DoFn):
 
     def start_bundle(self):
         self._steps.new_bundle()
-        # publisher -> its released_to as this bundle left it: read once per key and bundle (each read is
-        # a round trip to the runner where the state cache is cold); only this DoFn writes it.
+        # publisher -> the latest time released / its _Held, as this bundle left them, once read
         self._released = {}
+        self._held = {}
 
-    def _released_to(self, publisher: str, released_to):
+    def _released_to(self, publisher: str, released) -> int | None:
         if publisher not in self._released:
-            self._released[publisher] = released_to.read()
+            marks = list(released.read())
+            done = max(marks) if marks else None
+            if len(marks) > self.MAX_RELEASED:
+                released.clear()
+                released.add(done)
+            self._released[publisher] = done
         return self._released[publisher]
 
+    def _state(self, publisher: str, cell) -> _Held:
+        h = self._held.get(publisher)
+        if h is None:
+            h = self._held[publisher] = _Held()
+            for t, data in cell.read():
+                if t:
+                    h.pending.append((t - 1, data))
+                else:
+                    h.memory = data
+        return h
+
+    @staticmethod
+    def _rewrite(cell, h: _Held) -> None:
+        cell.clear()
+        if h.memory is not None:
+            cell.add((0, h.memory))
+        for micros, data in h.pending:
+            cell.add((micros + 1, data))
+
     def process(self, element: typing.Tuple[str, Article], timestamp=beam.DoFn.TimestampParam,
-                memory=beam.DoFn.StateParam(MEMORY), pending=beam.DoFn.StateParam(PENDING),
-                released_to=beam.DoFn.StateParam(RELEASED_TO), release=beam.DoFn.TimerParam(RELEASE)):
+                held=beam.DoFn.StateParam(HELD), released=beam.DoFn.StateParam(RELEASED),
+                release=beam.DoFn.TimerParam(RELEASE)):
         publisher, article = element
         self._in.inc()
         micros = element_micros(timestamp)
-        done = self._released_to(publisher, released_to)
+        done = self._released_to(publisher, released)
         if done is not None and micros <= done:
             # Late: the watermark passed this article and articles after it were already judged. Judge it
             # now against the memory as it stands (it cannot change verdicts already emitted).
             self._late.inc()
             _LOGGER.debug("stage %s: late article %s (element time %d us, released to %d us)",
                           STAGE, article.get("article_id"), micros, done)
-            yield from self._judge(memory, [article])
+            h = self._state(publisher, held)
+            yield from self._judge(h, [article])
+            self._rewrite(held, h)
             return
-        pending.add((micros, self._coder.encode(article)))
+        data = self._coder.encode(article)
+        held.add((micros + 1, data))
+        h = self._held.get(publisher)
+        if h is not None:
+            h.pending.append((micros, data))
         self._steps.arm(release, publisher, micros)
 
     @userstate.on_timer(RELEASE)
     def on_release(self, key=beam.DoFn.KeyParam, fired=beam.DoFn.TimestampParam,
-                   memory=beam.DoFn.StateParam(MEMORY), pending=beam.DoFn.StateParam(PENDING),
-                   released_to=beam.DoFn.StateParam(RELEASED_TO)):
+                   held=beam.DoFn.StateParam(HELD), released=beam.DoFn.StateParam(RELEASED)):
         self._steps.fired(key, fired)
         now = int(fired.micros)
-        done = self._released_to(key, released_to)
-        held = list(pending.read())
-        # Entries at or before ``done`` were released by an earlier firing and are only still in the bag
-        # because it is compacted lazily (rewritten once released entries outnumber waiting ones).
-        ready = [(m, d) for m, d in held if m <= now and (done is None or m > done)]
-        waiting = [(m, d) for m, d in held if m > now]
-        if not waiting:
-            pending.clear()
-        elif len(held) - len(waiting) >= len(waiting):
-            pending.clear()
-            for item in waiting:
-                pending.add(item)
-        self._released[key] = now if done is None else max(done, now)
-        released_to.write(self._released[key])
+        h = self._state(key, held)
+        released.add(now)
+        if key in self._released:
+            done = self._released[key]
+            self._released[key] = now if done is None else max(done, now)
+        ready = [(m, d) for m, d in h.pending if m <= now]
         if not ready:
-            return
+            return  # an earlier firing released this step's articles
+        h.pending = [(m, d) for m, d in h.pending if m > now]
         batch = []
         for m, d in ready:
             article = self._coder.decode(d)
             batch.append((_order_key(m, article), article))
         batch.sort(key=lambda x: x[0])
-        yield from self._judge(memory, [a for _, a in batch])
+        yield from self._judge(h, [a for _, a in batch])
+        self._rewrite(held, h)
 
-    def _judge(self, memory, articles: list) -> Iterable:
-        """Strip ``articles`` in this order against the publisher's memory; write the memory once.
+    def _judge(self, h: _Held, articles: list) -> Iterable:
+        """Strip ``articles`` in this order against the publisher's memory ``h.memory``, which is replaced
+        by what they leave (the caller writes it).
 
         A failing article is dead-lettered and leaves the memory as if it had never been seen: the memory
         is rebuilt from the stored bytes by replaying the articles before it that succeeded (rare, and the
         pure core is deterministic, so the replay gives the same memory)."""
         if self._rules is None:
             self.setup()
-        stored = memory.read()
+        stored = h.memory
         mem = None
         good: list = []
         for article in articles:
@@ -241,7 +280,7 @@ class _StripFn(beam.DoFn):
                 self._all.inc()
             yield out
         if good and mem is not None:
-            memory.write(mem.to_bytes())
+            h.memory = mem.to_bytes()
 
     def _replay(self, stored: bytes | None, articles: list) -> PublisherMemory | None:
         try:
