@@ -23,7 +23,8 @@ from typing import Any, Iterable, Iterator
 
 from pipeline.errors import ConfigError
 
-__all__ = ["DEFAULT_MODELS", "EXCLUDED_COMPONENTS", "load_model", "pipe_texts", "split_long_text"]
+__all__ = ["DEFAULT_MODELS", "EXCLUDED_COMPONENTS", "load_model", "shared_model", "warm_shared_model", "pipe_texts",
+           "split_long_text"]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -91,6 +92,35 @@ def shared_model(name: str | None = None) -> Any:
         if nlp is None:
             nlp = _SHARED[name] = load_model(name)
         return nlp
+
+
+_WARMING: dict = {}
+
+
+def warm_shared_model(name: str | None = None) -> threading.Thread | None:
+    """Start loading the model for ``name`` in a background thread of this process; returns the thread
+    (None when the model is already loaded or loading).
+
+    The load itself is :func:`shared_model` (the one loader): a caller of :func:`shared_model` during the
+    load waits for it on the same lock and gets the same model. A failed load is only logged here; the
+    next :func:`shared_model` call tries again and raises where the stage can report it.
+    """
+    with _SHARED_LOCK:
+        if name in _SHARED or name in _WARMING:
+            return None
+
+        def load() -> None:
+            try:
+                shared_model(name)
+            except Exception as exc:  # noqa: BLE001 - the stage's own load raises it again
+                _LOGGER.warning("background load of spaCy model %s failed (%s: %s)", name, type(exc).__name__, exc)
+            finally:
+                with _SHARED_LOCK:
+                    _WARMING.pop(name, None)
+
+        thread = _WARMING[name] = threading.Thread(target=load, name="wirestream-warm-model", daemon=True)
+    thread.start()
+    return thread
 
 
 def model_lock(nlp: Any) -> threading.Lock:

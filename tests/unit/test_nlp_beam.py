@@ -101,3 +101,20 @@ def test_spread_for_nlp_passes_every_article_once_in_packs_of_about_equal_size()
     assert all(5000 <= s < 5000 + 7 * 1000 for s in sizes[:-1]), sizes
     with pytest.raises(ValueError, match="target_chars"):
         SpreadForNlp(target_chars=0)
+
+
+def test_model_load_starts_early_from_its_own_branch(monkeypatch):
+    from pipeline.nlp import model
+
+    started = []
+    monkeypatch.setattr(model, "warm_shared_model", lambda name=None: started.append(name))
+    fn = nlp_stage._WarmModelFn("some_model")
+    fn.setup()
+    assert started == ["some_model"] and list(fn.process(b"")) == []
+    p = beam.Pipeline()
+    arts = p | beam.Create([])
+    _ = arts | "On" >> ExtractFacts()
+    _ = arts | "Off" >> ExtractFacts(warm_model=False)
+    labels = {t.full_label for t in p.transforms_stack[0].parts[-1].parts} | {
+        t.full_label for t in p.transforms_stack[0].parts[-2].parts}
+    assert "On/LoadModelEarly" in labels and not any(x.startswith("Off/Warm") for x in labels)

@@ -80,3 +80,43 @@ def test_shared_model_is_loaded_once_per_process():
     from pipeline.nlp.model import shared_model
 
     assert shared_model(None) is shared_model(None)
+
+
+def test_warm_model_loads_once_in_the_background_through_the_shared_loader(monkeypatch):
+    import threading
+
+    from pipeline.nlp import model
+
+    calls, gate = [], threading.Event()
+
+    def load(name=None):
+        gate.wait(5)
+        calls.append(name)
+        return object()
+
+    monkeypatch.setattr(model, "_SHARED", {})
+    monkeypatch.setattr(model, "load_model", load)
+    thread = model.warm_shared_model("m")
+    assert thread is not None
+    assert model.warm_shared_model("m") is None  # already loading
+    gate.set()
+    first = model.shared_model("m")  # waits for the background load, does not load again
+    thread.join(5)
+    assert model.shared_model("m") is first and calls == ["m"]
+    assert model.warm_shared_model("m") is None  # already loaded
+
+
+def test_a_failed_background_load_is_raised_by_the_next_load(monkeypatch):
+    import pytest
+
+    from pipeline.errors import ConfigError
+    from pipeline.nlp import model
+
+    def load(name=None):
+        raise ConfigError("no such model")
+
+    monkeypatch.setattr(model, "_SHARED", {})
+    monkeypatch.setattr(model, "load_model", load)
+    model.warm_shared_model("missing").join(5)
+    with pytest.raises(ConfigError):
+        model.shared_model("missing")
