@@ -3,8 +3,8 @@
 A thin Beam shell over :mod:`pipeline.boilerplate` (pure Python). Architecture::
 
     articles --KeyByPublisher--> (publisher or "", Article)      # StrUtf8Coder x ArticleCoder
-             --Strip--> stateful DoFn, one PublisherMemory per publisher in ReadModifyWriteState,
-                        arrivals buffered in a bag until an event-time timer releases them in order
+             --Strip--> stateful DoFn: per publisher one bag holds its PublisherMemory and the arrivals,
+                        buffered until an event-time timer releases them in order
              --> {"articles": cleaned copies, "dead_letters": failures}
 
 Per article the DoFn runs the rules and cue layers, consults the publisher's memory, then observes the
@@ -15,7 +15,7 @@ offsets back with :class:`pipeline.text.OffsetMap`.
 Determinism under replay: the memory's verdicts depend on the order in which a publisher's articles are
 judged, so that order is made a function of the articles alone, not of how Kafka partitions interleave,
 bundle sizes or worker count (the way :mod:`pipeline.stages.neardup` orders its band shards). An arriving
-article is buffered in the key's ``pending`` bag (ArticleCoder bytes) and an event-time timer is set at its
+article is appended to the key's bag (ArticleCoder bytes, next to the memory) and an event-time timer is set at its
 element timestamp (the Kafka timestamp); when the watermark passes it, every buffered article whose
 element time is at or before the fired time is judged, in (element time, event time = ``published_at``
 else Kafka time else ingestion time, article id, topic, partition, offset) order, against the memory,

@@ -232,3 +232,56 @@ def test_late_article_is_judged_at_once_and_counted(caplog):
     late_n = result.metrics().query(MetricsFilter().with_name("boilerplate_late"))["counters"]
     if late_n:
         assert sum(c.committed if c.committed is not None else c.attempted for c in late_n) == 1
+
+
+class _CountedBag:
+    """A bag state cell that counts its reads (each a round trip to the runner on a cold state cache)."""
+
+    def __init__(self):
+        self.items, self.reads, self.clears = [], 0, 0
+
+    def read(self):
+        self.reads += 1
+        return list(self.items)
+
+    def add(self, v):
+        self.items.append(v)
+
+    def clear(self):
+        self.clears += 1
+        self.items = []
+
+
+class _NoTimer:
+    def set(self, ts, dynamic_timer_tag=""):
+        pass
+
+
+def test_state_reads_once_per_bundle_and_release_marks_are_appended_unread():
+    from apache_beam.utils.timestamp import Timestamp
+
+    from pipeline.stages.boilerplate import _StripFn
+
+    fn = _StripFn(rules_path=None, min_articles=2, max_paragraphs=100, horizon_ms=30 * 86_400_000)
+    fn.setup()
+    held, released = _CountedBag(), _CountedBag()
+    arts = [_article(i, _body(i, repeated=True)) for i in range(3)]
+    fn.start_bundle()
+    for i, a in enumerate(arts):
+        assert list(fn.process(("Harbor Post", a), timestamp=Timestamp(seconds=10 + i), held=held,
+                               released=released, release=_NoTimer())) == []
+    assert (held.reads, released.reads, len(held.items)) == (0, 1, 3)  # arrivals appended unread
+    fn.start_bundle()
+    out = list(fn.on_release(key="Harbor Post", fired=Timestamp(seconds=20), held=held, released=released))
+    assert [a["article_id"] for a in out] == ["a0", "a1", "a2"]
+    assert out[2]["boilerplate"] and REPEATED in out[2]["boilerplate"][0]["text"] + out[2]["boilerplate"][-1]["text"]
+    assert (held.reads, released.reads) == (1, 1)  # one read of the bag; the mark appended without a read
+    assert [t for t, _ in held.items] == [0] and released.items == [20_000_000]  # only the memory is left
+    # many release marks: the next read keeps only the largest
+    released.items += list(range(30))
+    fn.start_bundle()
+    late = _article(9, _body(9, repeated=True))
+    got = list(fn.process(("Harbor Post", late), timestamp=Timestamp(seconds=15), held=held, released=released,
+                          release=_NoTimer()))
+    assert released.items == [20_000_000] and [a["article_id"] for a in got] == ["a9"]  # late: judged at once
+    assert any(REPEATED in s["text"] for s in got[0]["boilerplate"])  # against the memory the others left
