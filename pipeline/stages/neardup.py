@@ -34,6 +34,8 @@ Architecture (the pure logic is :mod:`pipeline.neardup`; each arrow is a shuffle
   without the expired ones when they reach an eighth, and trimmed to the budget when a band key holds a
   quarter more). Sharding spreads the per-key costs (key, timers) over many entries, where a key per
   band key would pay them for each article: most band keys are held by one article only.
+* Batch execution (``expire_state`` off, bounded input): the three joins below are each a GroupByKey into
+  a stateless DoFn that decides with the same code (``grouped_joins``); the rest is as described.
 * ``CollectCandidates`` (per join key) waits for its ``bands`` shard replies, de-duplicates the
   candidates (an earlier copy shares many bands) and sends the article's fingerprint to each
   candidate's home, and to the join the number of replies to expect.

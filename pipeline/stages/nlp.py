@@ -4,8 +4,10 @@ Architecture::
 
     articles -> BatchElements (size bounds) -> ParDo(_ExtractFactsFn) -> articles (copies with fields set)
                                                               \\-> dead_letters (stage "nlp")
+    Impulse -> ParDo(_WarmModelFn): starts each worker's model load in the background at pipeline start
 
-``_ExtractFactsFn`` loads the model once per worker in ``setup()`` (:func:`pipeline.nlp.model.load_model`)
+``_ExtractFactsFn`` gets the model once per worker in ``setup()`` (:func:`pipeline.nlp.model.shared_model`,
+the one loader; ``_WarmModelFn`` has usually started it in the background already)
 and runs ``nlp.pipe(..., as_tuples=True)`` over a batch of clean bodies, so both extractors read the same Doc.
 If anything in a batch raises, the batch is retried one article at a time: only the article that fails goes
 to the dead-letter output. Offsets are mapped from the clean body back to the raw body with the article's
