@@ -45,7 +45,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.errors import BrokerError, ConfigError, DeliveryError
-from pipeline.records import Ack, Header, KafkaRecord
+from pipeline.records import Ack, Header, KafkaRecord, register_row_type
 
 __all__ = [
     "StartMode",
@@ -207,7 +207,7 @@ class PartitionSpec(NamedTuple):
     stop_timestamp_ms: int  # -1: none
 
 
-coders.registry.register_coder(PartitionSpec, coders.RowCoder)
+register_row_type(PartitionSpec)
 
 
 class OutboundMessage(NamedTuple):
@@ -219,7 +219,7 @@ class OutboundMessage(NamedTuple):
     ack: Optional[Ack]
 
 
-coders.registry.register_coder(OutboundMessage, coders.RowCoder)
+register_row_type(OutboundMessage)
 
 
 def _consumer(config: Mapping[str, Any], **overrides: Any):

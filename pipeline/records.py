@@ -18,6 +18,7 @@ import json
 import math
 import numbers
 import operator
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, List, NamedTuple, Optional
 
@@ -41,6 +42,7 @@ __all__ = [
     "new_dead_letter",
     "dead_letter_for_article",
     "ack_of",
+    "register_row_type",
 ]
 
 
@@ -78,9 +80,22 @@ class Ack(NamedTuple):
     run_start: int
 
 
-coders.registry.register_coder(Header, coders.RowCoder)
-coders.registry.register_coder(KafkaRecord, coders.RowCoder)
-coders.registry.register_coder(Ack, coders.RowCoder)
+def register_row_type(cls: type) -> type:
+    """Register a NamedTuple for Beam's RowCoder, with its field types resolved.
+
+    Modules written with ``from __future__ import annotations`` keep annotations as strings; Beam reads
+    them as they are, and a field whose type it cannot read becomes a *pickled* ``pythonsdk_any`` field
+    in the row schema: slower, Python-only, and exactly the silent pickling a portable pipeline must not
+    have (tests/unit/test_portability.py walks every row schema for it).
+    """
+    cls.__annotations__ = typing.get_type_hints(cls)
+    coders.registry.register_coder(cls, coders.RowCoder)
+    return cls
+
+
+register_row_type(Header)
+register_row_type(KafkaRecord)
+register_row_type(Ack)
 
 _ACK_FIELD = {
     "name": "_ack",
@@ -631,6 +646,25 @@ class _InFlightCoderImpl(coder_impl.StreamCoderImpl):
 
     def decode(self, encoded):
         return self._from_tuple(self._primitives.decode(encoded))
+
+    def estimate_size(self, value, nested=False):
+        # Beam samples output sizes (a metric) by encoding elements, and a list-of-articles element would
+        # be encoded whole for every sample. Text and bytes are nearly all of a record's size: count them,
+        # one level into lists of records (attributions, events...).
+        try:
+            size = 64
+            for v in value.values():
+                if isinstance(v, (str, bytes)):
+                    size += len(v)
+                elif isinstance(v, list) and v:
+                    size += sum(48 + sum(len(x) for x in item.values() if isinstance(x, str))
+                                if isinstance(item, dict) else 8 for item in v)
+            return size
+        except Exception:  # noqa: BLE001 - not a dict: let encoding say what is wrong
+            return len(self.encode(value))
+
+    def get_estimated_size_and_observables(self, value, nested=False):
+        return self.estimate_size(value, nested), []
 
 
 class _InFlightCoder(FastCoder):

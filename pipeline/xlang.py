@@ -39,11 +39,10 @@ import time
 from typing import Any, List, Mapping, NamedTuple, Optional
 
 import apache_beam as beam
-from apache_beam import coders
 
 from pipeline.errors import ConfigError
 from pipeline.kafkaio import OutboundMessage, StartMode
-from pipeline.records import Header, KafkaRecord
+from pipeline.records import Header, KafkaRecord, register_row_type
 
 __all__ = [
     "XlangReadFromKafka",
@@ -91,8 +90,8 @@ class KafkaWriteRow(NamedTuple):
     headers: List[KafkaWriteHeader]
 
 
-coders.registry.register_coder(KafkaWriteHeader, coders.RowCoder)
-coders.registry.register_coder(KafkaWriteRow, coders.RowCoder)
+register_row_type(KafkaWriteHeader)
+register_row_type(KafkaWriteRow)
 
 
 def _translate(conf: Mapping[str, Any], *, role: str) -> dict:

@@ -20,7 +20,7 @@ from apache_beam.coders.coders import deserialize_coder
 from apache_beam.internal import pickler
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.portability import common_urns, python_urns
-from apache_beam.portability.api import beam_runner_api_pb2
+from apache_beam.portability.api import beam_runner_api_pb2, schema_pb2
 from apache_beam.runners import pipeline_context
 
 from pipeline.builder import build_pipeline
@@ -210,3 +210,43 @@ def test_timer_ids_are_unique_across_the_pipeline():
                 continue
             ids += [v.name for v in vars(cls).values() if isinstance(v, userstate.TimerSpec)]
     assert len(ids) >= 5 and len(ids) == len(set(ids)), ids
+
+
+_PICKLED_FIELD = "beam:logical:pythonsdk_any:v1"
+
+
+def _pickled_row_fields(field_type, path):
+    """Fields of a row schema whose type Beam could not read and so pickles (a ``pythonsdk_any`` field)."""
+    kind = field_type.WhichOneof("type_info")
+    if kind == "logical_type":
+        if field_type.logical_type.urn == _PICKLED_FIELD:
+            return [path]
+        return _pickled_row_fields(field_type.logical_type.representation, path)
+    if kind == "row_type":
+        return [p for f in field_type.row_type.schema.fields for p in _pickled_row_fields(f.type, f"{path}.{f.name}")]
+    if kind == "array_type":
+        return _pickled_row_fields(field_type.array_type.element_type, path + "[]")
+    if kind == "iterable_type":
+        return _pickled_row_fields(field_type.iterable_type.element_type, path + "[]")
+    if kind == "map_type":
+        return (_pickled_row_fields(field_type.map_type.key_type, path + "{key}")
+                + _pickled_row_fields(field_type.map_type.value_type, path + "{}"))
+    return []
+
+
+def test_row_coded_records_have_no_pickled_fields(built):
+    # NamedTuples declared under `from __future__ import annotations` keep string annotations, which Beam
+    # reads as "any type": each such field is pickled inside the row (register_row_type resolves them)
+    _kafka_io, _p, proto = built
+    comps = proto.components
+    rows = 0
+    offenders = set()
+    for coder in comps.coders.values():
+        if coder.spec.urn != common_urns.coders.ROW.urn:
+            continue
+        rows += 1
+        schema = schema_pb2.Schema.FromString(coder.spec.payload)
+        for f in schema.fields:
+            offenders.update(_pickled_row_fields(f.type, f.name))
+    assert rows >= 2  # PartitionSpec, OutboundMessage / KafkaWriteRow, Ack...
+    assert offenders == set()

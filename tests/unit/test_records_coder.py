@@ -332,8 +332,10 @@ def test_nested_in_other_coders_and_size_estimates():
         assert coder.decode(coder.encode(value)) == value
     impl = ArticleCoder().get_impl()
     a = rich_article()
-    assert impl.estimate_size(a) == len(ArticleCoder().encode(a))
     assert impl.decode_nested(impl.encode_nested(a)) == a
+    # size estimates (Beam's output-size metric samples them) come from the record, not from encoding it
+    for art in (fresh_article(1), a):
+        assert 0.6 <= impl.estimate_size(art) / len(ArticleCoder().encode(art)) <= 1.5
 
 
 def test_coder_identity_pickling_and_registration():

@@ -18,6 +18,8 @@ from apache_beam.portability.api import external_transforms_pb2
 from apache_beam.runners.portability.expansion_service import ExpansionServiceServicer
 from apache_beam.transforms.ptransform import PTransform
 
+from pipeline.records import register_row_type
+
 REQUESTS: list = []  # (urn, decoded configuration) of every expansion
 WRITTEN: dict = {}  # topic -> rows written (in-process runner only)
 ROWS_TO_READ: list = []  # what the fake read returns
@@ -42,8 +44,8 @@ class JavaKafkaRecord(NamedTuple):
     timestampTypeName: str
 
 
-coders.registry.register_coder(JavaKafkaHeader, coders.RowCoder)
-coders.registry.register_coder(JavaKafkaRecord, coders.RowCoder)
+register_row_type(JavaKafkaHeader)  # typed fields, as Java's schema has them (not pickled "any")
+register_row_type(JavaKafkaRecord)
 
 
 def decode_payload(payload: bytes) -> dict:
