@@ -90,15 +90,21 @@ def test_spread_for_nlp_passes_every_article_once_in_packs_of_about_equal_size()
         out = (p | beam.Create(arts).with_output_types(Article) | SpreadForNlp(target_chars=5000)
                | beam.Map(lambda a: (a["article_id"], len(a["body"]))))
         assert_that(out, equal_to([(a["article_id"], len(a["body"])) for a in arts]))
-    # the packing itself: full packs reach the target and stop at the article that reaches it
+    # the packing itself: at bundle end, longest articles first; full packs reach the target and stop at the
+    # article that reaches it, so they come out in about decreasing size
     fn = _PackBySize(5000)
     fn.start_bundle()
     from apache_beam.utils.timestamp import Timestamp
-    packs = [v.value for a in arts for v in fn.process(a, timestamp=Timestamp(10))]
-    packs += [v.value for v in fn.finish_bundle()]
+    assert [v for i, a in enumerate(arts) for v in fn.process(a, timestamp=Timestamp(10 + i))] == []
+    out = list(fn.finish_bundle())
+    packs = [v.value for v in out]
     sizes = [sum(len(a["body"]) for a in pack) for pack in packs]
-    assert sum(len(pack) for pack in packs) == len(arts)
+    assert sorted(a["article_id"] for pack in packs for a in pack) == sorted(a["article_id"] for a in arts)
     assert all(5000 <= s < 5000 + 7 * 1000 for s in sizes[:-1]), sizes
+    lengths = [len(a["body"]) for pack in packs for a in pack]
+    assert lengths == sorted(lengths, reverse=True)
+    index = {a["article_id"]: i for i, a in enumerate(arts)}
+    assert all(v.timestamp == Timestamp(10 + max(index[a["article_id"]] for a in v.value)) for v in out)
     with pytest.raises(ValueError, match="target_chars"):
         SpreadForNlp(target_chars=0)
 
