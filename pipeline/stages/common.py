@@ -36,6 +36,7 @@ __all__ = [
     "stage_dead_letter",
     "ArticleStageFn",
     "apply_stage_fn",
+    "batch_outputs",
     "typed",
 ]
 
@@ -188,6 +189,19 @@ def apply_stage_fn(articles: beam.PCollection, fn: beam.DoFn, label: str) -> dic
     """Apply a stage DoFn with the dead-letter output wired; returns the stage output dict."""
     res = articles | label >> beam.ParDo(fn).with_output_types(Article).with_outputs(DEAD_LETTERS, main=ARTICLES)
     return {ARTICLES: res[ARTICLES], DEAD_LETTERS: typed(res[DEAD_LETTERS], DeadLetter)}
+
+
+def batch_outputs(results: Iterable) -> Iterable:
+    """The outputs of a step over a list of items, from each item's result: tagged outputs (dead letters)
+    one by one, the rest together as one list (none if empty)."""
+    main = []
+    for r in results:
+        if isinstance(r, pvalue.TaggedOutput):
+            yield r
+        else:
+            main.append(r)
+    if main:
+        yield main
 
 
 def typed(pcoll: beam.PCollection, element_type: type) -> beam.PCollection:

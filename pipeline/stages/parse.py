@@ -11,7 +11,7 @@ from apache_beam import pvalue
 from pipeline.errors import RecordError
 from pipeline.parse import ParseLimits, parse_value
 from pipeline.records import Article, DeadLetter, KafkaRecord, new_article, new_dead_letter
-from pipeline.stages.common import ARTICLES, DEAD_LETTERS, METRICS_NAMESPACE, now_ms, typed
+from pipeline.stages.common import ARTICLES, DEAD_LETTERS, METRICS_NAMESPACE, batch_outputs, now_ms, typed
 
 __all__ = ["ParseArticles"]
 
@@ -69,15 +69,7 @@ class _ParseFn(beam.DoFn):
 
 class _ParseBatchFn(_ParseFn):
     def process(self, recs: List[KafkaRecord]):
-        articles = []
-        for rec in recs:
-            out = self._parse(rec)
-            if isinstance(out, pvalue.TaggedOutput):
-                yield out
-            else:
-                articles.append(out)
-        if articles:
-            yield articles
+        return batch_outputs(self._parse(rec) for rec in recs)
 
 
 class ParseArticles(beam.PTransform):

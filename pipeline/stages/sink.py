@@ -16,7 +16,8 @@ from pipeline import __version__
 from pipeline.avro import DEAD_LETTER, ENRICHED_ARTICLE, SingleObjectEncoder, fingerprint
 from pipeline.kafkaio import OutboundMessage
 from pipeline.records import DeadLetter, Header, ack_of
-from pipeline.stages.common import ARTICLES, DEAD_LETTERS, METRICS_NAMESPACE, stage_dead_letter, typed
+from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, METRICS_NAMESPACE, batch_outputs, stage_dead_letter,
+                                    typed)
 
 __all__ = ["EncodeArticles", "EncodeDeadLetters", "public_record"]
 
@@ -80,15 +81,7 @@ class _EncodeFn(beam.DoFn):
 
 class _EncodeBatchFn(_EncodeFn):
     def process(self, records: List[dict]):
-        messages = []
-        for record in records:
-            out = self._message(record)
-            if isinstance(out, pvalue.TaggedOutput):
-                yield out
-            else:
-                messages.append(out)
-        if messages:
-            yield messages
+        return batch_outputs(self._message(record) for record in records)
 
 
 class EncodeArticles(beam.PTransform):
