@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import threading
 from typing import Any, Iterable, Iterator
 
@@ -111,12 +110,6 @@ def warm_shared_model(name: str | None = None) -> threading.Thread | None:
             return None
 
         def load() -> None:
-            try:
-                # Linux: lower this thread's scheduling priority only (a thread is a task there), so that
-                # where cores are short the load gives way to the stages running meanwhile.
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-            except (AttributeError, OSError):  # pragma: no cover - other systems: load at normal priority
-                pass
             try:
                 shared_model(name)
             except Exception as exc:  # noqa: BLE001 - the stage's own load raises it again
