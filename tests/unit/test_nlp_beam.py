@@ -91,7 +91,7 @@ def test_spread_for_nlp_passes_every_article_once_in_packs_of_about_equal_size()
                | beam.Map(lambda a: (a["article_id"], len(a["body"]))))
         assert_that(out, equal_to([(a["article_id"], len(a["body"])) for a in arts]))
     # the packing itself: at bundle end, longest articles first; full packs reach the target and stop at the
-    # article that reaches it, so they come out in about decreasing size
+    # article that reaches it
     fn = _PackBySize(5000)
     fn.start_bundle()
     from apache_beam.utils.timestamp import Timestamp
@@ -100,9 +100,16 @@ def test_spread_for_nlp_passes_every_article_once_in_packs_of_about_equal_size()
     packs = [v.value for v in out]
     sizes = [sum(len(a["body"]) for a in pack) for pack in packs]
     assert sorted(a["article_id"] for pack in packs for a in pack) == sorted(a["article_id"] for a in arts)
-    assert all(5000 <= s < 5000 + 7 * 1000 for s in sizes[:-1]), sizes
-    lengths = [len(a["body"]) for pack in packs for a in pack]
+    assert all(5000 <= s < 5000 + 7 * 1000 for s in sorted(sizes)[1:]), sizes  # all but the rest
+    # packed longest first (the first article of a pack is its longest), emitted in pairs of neighbours,
+    # the pairs largest, smallest, second largest, ...
+    index = {a["article_id"]: i for i, a in enumerate(arts)}
+    packing_order = sorted(packs, key=lambda p: (-len(p[0]["body"]), index[p[0]["article_id"]]))
+    lengths = [len(a["body"]) for pack in packing_order for a in pack]
     assert lengths == sorted(lengths, reverse=True)
+    assert packs == nlp_stage._pairs_largest_and_smallest(packing_order)
+    assert nlp_stage._pairs_largest_and_smallest(list(range(9, 0, -1))) == [9, 8, 1, 7, 6, 3, 2, 5, 4]
+    assert nlp_stage._pairs_largest_and_smallest([4, 3, 2, 1]) == [4, 3, 2, 1]
     index = {a["article_id"]: i for i, a in enumerate(arts)}
     assert all(v.timestamp == Timestamp(10 + max(index[a["article_id"]] for a in v.value)) for v in out)
     with pytest.raises(ValueError, match="target_chars"):
