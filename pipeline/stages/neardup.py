@@ -768,28 +768,14 @@ class _AssembleVerdictFn(_Verdicts, beam.DoFn):
 
 
 class _GroupedJoin(beam.PTransform):
-    """GroupByKey, then the join's batch DoFn; ``with_output_types``/``with_outputs`` apply to the ParDo."""
+    """A GroupByKey, then the join's batch ParDo."""
 
-    def __init__(self, group: beam.PTransform, fn: beam.DoFn):
+    def __init__(self, group: beam.PTransform, par: beam.PTransform):
         super().__init__()
-        self._group, self._fn = group, fn
-        self._types, self._outputs = None, None
-
-    def with_output_types(self, type_hint):
-        self._types = type_hint
-        return self
-
-    def with_outputs(self, *tags, main=None):
-        self._outputs = (tags, main)
-        return self
+        self._group, self._par = group, par
 
     def expand(self, pcoll):
-        par = beam.ParDo(self._fn)
-        if self._types is not None:
-            par = par.with_output_types(self._types)
-        if self._outputs is not None:
-            par = par.with_outputs(*self._outputs[0], main=self._outputs[1])
-        return pcoll | "Group" >> self._group | "Decide" >> par
+        return pcoll | "Group" >> self._group | "Decide" >> self._par
 
 
 class NearDuplicates(beam.PTransform):
@@ -859,14 +845,19 @@ class NearDuplicates(beam.PTransform):
         return self._config
 
     @staticmethod
-    def _join(label: str, grouped: bool, stateful: beam.DoFn, batch: beam.DoFn, key_type: type):
+    def _join(label: str, grouped: bool, stateful: beam.DoFn, batch: beam.DoFn, key_type: type, out_type,
+              tags: tuple = (), main: Optional[str] = None):
         """The ParDo of one join step: the stateful DoFn, or (``grouped``) a GroupByKey into its batch twin.
         Both decide with the same code (:class:`_Collecting`, :class:`_Verifier`, :class:`_Verdicts`)."""
+        fn = batch if grouped else stateful
+        par = beam.ParDo(fn).with_output_types(out_type)
+        if tags:
+            par = par.with_outputs(*tags, main=main)
         if not grouped:
-            return label >> beam.ParDo(stateful)
+            return label >> par
         group = beam.GroupByKey().with_input_types(typing.Tuple[key_type, bytes]).with_output_types(
             typing.Tuple[key_type, typing.Iterable[bytes]])
-        return label >> _GroupedJoin(group, batch)
+        return label >> _GroupedJoin(group, par)
 
     def expand(self, articles):
         fps = articles | "Fingerprint" >> beam.ParDo(_FingerprintFn(self._config, self._shards)).with_output_types(
@@ -879,21 +870,21 @@ class NearDuplicates(beam.PTransform):
         collected = (
             (typed(fps[_COLLECT], beam.typehints.Tuple[str, bytes]), band_replies)
             | "JoinCandidates" >> beam.Flatten().with_output_types(typing.Tuple[str, bytes])
-            | self._join("CollectCandidates", grouped, _CollectCandidatesFn(), _CollectGroupedFn(), str)
-            .with_output_types(typing.Tuple[str, bytes]).with_outputs(_REQUESTS, main="expect")
+            | self._join("CollectCandidates", grouped, _CollectCandidatesFn(), _CollectGroupedFn(), str,
+                         typing.Tuple[str, bytes], (_REQUESTS,), "expect")
         )
         replies = (
             (typed(fps[_HOMES], beam.typehints.Tuple[int, bytes]),
              typed(collected[_REQUESTS], beam.typehints.Tuple[int, bytes]))
             | "JoinAtHome" >> beam.Flatten().with_output_types(typing.Tuple[int, bytes])
             | self._join("VerifyAtHome", grouped, _VerifyAtHomeFn(self._config, expire_state=self._expire_state),
-                         _VerifyGroupedFn(self._config), int).with_output_types(typing.Tuple[str, bytes])
+                         _VerifyGroupedFn(self._config), int, typing.Tuple[str, bytes])
         )
         verdicts = (
             (fps["parts"], collected["expect"], replies)
             | "JoinReplies" >> beam.Flatten().with_output_types(typing.Tuple[str, bytes])
             | self._join("AssembleVerdict", grouped, _AssembleVerdictFn(self._mode), _VerdictGroupedFn(self._mode),
-                         str).with_output_types(Article).with_outputs(DUPLICATES, DEAD_LETTERS, main=ARTICLES)
+                         str, Article, (DUPLICATES, DEAD_LETTERS), ARTICLES)
         )
         dead = ((typed(fps[DEAD_LETTERS], DeadLetter), typed(verdicts[DEAD_LETTERS], DeadLetter))
                 | "DeadLetters" >> beam.Flatten().with_output_types(DeadLetter))

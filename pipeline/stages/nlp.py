@@ -167,7 +167,7 @@ class ExtractFacts(beam.PTransform):
     def expand(self, articles: beam.PCollection) -> dict:
         if self._warm:
             _ = (articles.pipeline | "WarmModel" >> beam.Impulse()
-                 | "LoadModelEarly" >> beam.ParDo(_WarmModelFn(self._spacy_model)))
+                 | "LoadModelEarly" >> beam.ParDo(_WarmModelFn(self._spacy_model)).with_output_types(bytes))
         batches = articles | "Batch" >> beam.BatchElements(min_batch_size=self._min, max_batch_size=self._max)
         res = (batches
                | "Extract" >> beam.ParDo(_ExtractFactsFn(self._spacy_model, self._pipe_batch_size))
