@@ -441,11 +441,15 @@ class _ReadPartitionFn(beam.DoFn):
         restriction = tracker.current_restriction()
         if restriction.start >= restriction.stop:
             return
-        for batch, event_time in self._fetch(spec, tracker, watermark):
+        for fetched in self._fetch(spec, tracker, watermark):
             if self._batched:
-                yield TimestampedValue(batch, event_time)
+                # one element per fetch, stamped with its earliest record; the watermark follows it
+                earliest = min(ts for _, ts in fetched)
+                self._advance(watermark, earliest)
+                yield TimestampedValue([rec for rec, _ in fetched], earliest)
             else:
-                for rec, ts in batch:
+                for rec, ts in fetched:
+                    self._advance(watermark, ts)
                     yield TimestampedValue(rec, ts)
 
     @staticmethod
@@ -455,8 +459,7 @@ class _ReadPartitionFn(beam.DoFn):
             watermark.set_watermark(event_time)
 
     def _fetch(self, spec: PartitionSpec, tracker, watermark):
-        """Yields what each fetch brought, claimed: ``(records, earliest event time)`` when batched,
-        else ``([(record, event time)...], None)``."""
+        """Yields what each fetch brought, claimed: a list of ``(record, event time)``."""
         from confluent_kafka import KafkaError
 
         restriction = tracker.current_restriction()
@@ -466,7 +469,6 @@ class _ReadPartitionFn(beam.DoFn):
         deadline = time.monotonic() + self._max_seconds
         emitted = 0
         quiet_since = time.monotonic()
-        batched = self._batched
         while True:
             # consume() with a timeout returns early only when num_messages are ready, so take what the
             # client has already fetched without waiting, and wait only for the next single record (or the
@@ -479,7 +481,6 @@ class _ReadPartitionFn(beam.DoFn):
                 quiet_since = now
             idle = not msgs and now - quiet_since >= self._idle_poll
             out: list = []
-            earliest = None
             done = False
             nbytes = 0
             for msg in msgs:
@@ -514,14 +515,7 @@ class _ReadPartitionFn(beam.DoFn):
                                   [Header(k, v) for k, v in (msg.headers() or [])], pos, spec.start_offset)
                 pos = off + 1
                 nbytes += len(value or b"")
-                event_time = Timestamp.of(ts / 1000.0) if ts is not None else Timestamp.now()
-                if batched:
-                    out.append(rec)
-                    if earliest is None or event_time < earliest:
-                        earliest = event_time
-                else:
-                    out.append((rec, event_time))
-                    self._advance(watermark, event_time)
+                out.append((rec, Timestamp.of(ts / 1000.0) if ts is not None else Timestamp.now()))
                 if pos >= restriction.stop:
                     # the range's last record: done, without waiting for the partition-end event (a broker
                     # answers a fetch at the log end only after fetch.wait.max.ms, 500 ms by default)
@@ -533,10 +527,7 @@ class _ReadPartitionFn(beam.DoFn):
                 emitted += len(out)
                 self._read.inc(len(out))
                 self._bytes.inc(nbytes)
-                if batched:
-                    # stamped with its earliest record; the watermark follows, never ahead of a batch
-                    self._advance(watermark, earliest)
-                yield out, earliest
+                yield out
             if done:
                 return
             if idle:
