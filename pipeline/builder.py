@@ -62,7 +62,7 @@ def build_stages(records: beam.PCollection, config: Config, *,
     ``batched``: ``records`` is ``PCollection[List[KafkaRecord]]`` and articles and encoded messages stay
     in lists to the end; only for a graph without per-article stages (:attr:`Config.batched_io`).
     """
-    if batched and (config.boilerplate or config.near_dedup or config.nlp):
+    if batched and config.per_article_stages:
         raise ValueError("batched stages need boilerplate, near-dedup and NLP off (Config.batched_io)")
     dead, dups = [], []
     parsed = records | "ParseArticles" >> ParseArticles(

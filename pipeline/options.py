@@ -190,10 +190,15 @@ class Config:
         return conf
 
     @property
+    def per_article_stages(self) -> bool:
+        """Whether any stage that takes one article at a time (boilerplate, near-dup, NLP) is on."""
+        return self.boilerplate or self.near_dedup or self.nlp
+
+    @property
     def batched_io(self) -> bool:
         """Whether records travel in batches (one Kafka fetch per element) from the read to the write: when
-        no per-article stage (boilerplate, near-dup, NLP) runs and the IO is the native one."""
-        return self.kafka_io == KafkaIO.NATIVE and not (self.boilerplate or self.near_dedup or self.nlp)
+        no per-article stage runs and the IO is the native one."""
+        return self.kafka_io == KafkaIO.NATIVE and not self.per_article_stages
 
     @property
     def registry_config(self) -> dict:
