@@ -394,6 +394,37 @@ class _CandidatesInBandFn(beam.DoFn):
             self._rewrite(cell, h)
 
 
+class _BagJoin:
+    """A join kept in one bag per key, read once per key and bundle (a keyed-state read is a round trip to
+    the runner where the state cache is cold; the messages of one article normally arrive in one bundle,
+    so an article costs one read and one write); the holder rebuilt from it is kept for the rest of the
+    bundle. Subclasses give ``_holder()``: an object with ``take(data)`` and ``complete()``."""
+
+    def setup(self):
+        cheap_state_cache_sizing()
+
+    def start_bundle(self):
+        self._held = {}  # join key -> holder: the state as this bundle left it
+
+    def _take(self, join_key: str, data: bytes, messages, *, stateless: bool = False):
+        """Add ``data`` to the join; the holder once complete (its bag cleared), else None (``data`` kept in
+        the bag). ``stateless``: a first message that completes the join alone, read and kept nowhere."""
+        held = self._held.get(join_key)
+        if held is None:
+            held = self._holder()
+            if not stateless:
+                for m in messages.read():
+                    held.take(m)
+                self._held[join_key] = held
+        held.take(data)
+        if not held.complete():
+            messages.add(data)
+            return None
+        if self._held.pop(join_key, None) is not None:
+            messages.clear()
+        return held
+
+
 class _Collecting:
     """What a collector holds for one join key: the fingerprint, the band replies expected and received,
     the candidates found so far."""
@@ -416,7 +447,7 @@ class _Collecting:
         return self.fp is not None and self.got >= self.want
 
 
-class _CollectCandidatesFn(beam.DoFn):
+class _CollectCandidatesFn(_BagJoin, beam.DoFn):
     """Per join key: the article's fingerprint and its band replies -> one request per distinct candidate
     (to the candidate's home, with the fingerprint) and the number of replies to expect (to the join).
 
@@ -426,31 +457,17 @@ class _CollectCandidatesFn(beam.DoFn):
     """
 
     MESSAGES = userstate.BagStateSpec("collected", coders.BytesCoder())
+    _holder = _Collecting
 
     def __init__(self):
         self._requests = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_candidates")
         self._held: dict = {}
 
-    def setup(self):
-        cheap_state_cache_sizing()
-
-    def start_bundle(self):
-        self._held = {}  # join key -> _Collecting: the state as this bundle left it
-
     def process(self, element: Tuple[str, bytes], messages=beam.DoFn.StateParam(MESSAGES)):
         join_key, data = element
-        held = self._held.get(join_key)
-        if held is None:
-            held = self._held[join_key] = _Collecting()
-            for m in messages.read():
-                held.take(m)
-        held.take(data)
-        if not held.complete():
-            messages.add(data)
-            return
-        del self._held[join_key]
-        messages.clear()
-        yield from _requests_of(join_key, held, self._requests)
+        held = self._take(join_key, data, messages)
+        if held is not None:
+            yield from _requests_of(join_key, held, self._requests)
 
 
 def _requests_of(join_key: str, held: _Collecting, counter) -> Iterable:
@@ -727,7 +744,7 @@ class _VerdictGroupedFn(_Verdicts, beam.DoFn):
         yield from self._decide(held)
 
 
-class _AssembleVerdictFn(_Verdicts, beam.DoFn):
+class _AssembleVerdictFn(_Verdicts, _BagJoin, beam.DoFn):
     """Per join key: wait for the article, the number of replies to expect and the replies; emit the
     article with its verdict.
 
@@ -736,35 +753,19 @@ class _AssembleVerdictFn(_Verdicts, beam.DoFn):
     """
 
     MESSAGES = userstate.BagStateSpec("joined", coders.BytesCoder())
+    _holder = _Joining
 
     def __init__(self, mode: "NearDupMode"):
         _Verdicts.__init__(self, mode)
         self._held: dict = {}
 
-    def setup(self):
-        cheap_state_cache_sizing()
-
-    def start_bundle(self):
-        self._held = {}  # join key -> _Joining: the state as this bundle left it
-
     def process(self, element: Tuple[str, bytes], messages=beam.DoFn.StateParam(MESSAGES)):
         join_key, data = element
-        held = self._held.get(join_key)
-        if held is None:
-            held = _Joining()
-            if data[:1] == _ARTICLE and struct.unpack_from("<i", data, 1)[0] == 0:
-                pass  # no fingerprint: no other message ever comes for this join key
-            else:
-                for m in messages.read():
-                    held.take(m)
-                self._held[join_key] = held
-        held.take(data)
-        if not held.complete():
-            messages.add(data)
-            return
-        if self._held.pop(join_key, None) is not None:
-            messages.clear()
-        yield from self._decide(held)
+        # no fingerprint: no other message ever comes for this join key
+        alone = data[:1] == _ARTICLE and struct.unpack_from("<i", data, 1)[0] == 0
+        held = self._take(join_key, data, messages, stateless=alone)
+        if held is not None:
+            yield from self._decide(held)
 
 
 class _GroupedJoin(beam.PTransform):
