@@ -72,23 +72,41 @@ def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int) ->
         raise RuntimeError("could not load the articles into the broker")
 
 
-class StageClock:
+class _Wrapping:
+    """A context manager that wraps one method of a Beam-internal class while it is entered, and leaves
+    things as they are where the class or method is not there (internals move between Beam versions)."""
+
+    _orig = None
+
+    def _wrap(self, cls, name: str, make) -> None:
+        orig = getattr(cls, name, None) if cls is not None else None
+        if orig is None:
+            return
+        self._orig = (cls, name, orig)
+        setattr(cls, name, make(orig))
+
+    def __exit__(self, *exc):
+        if self._orig:
+            cls, name, orig = self._orig
+            setattr(cls, name, orig)
+        return False
+
+
+class StageClock(_Wrapping):
     """Wall time of each bundle the FnApiRunner executes, as one-worker (stateful stage) or split."""
 
     def __init__(self):
         self.bundles: list[tuple[str, bool, float]] = []  # (first step label, stateful, seconds)
-        self._orig = None
 
     def __enter__(self):
         try:
             from apache_beam.runners.portability.fn_api_runner import fn_runner
         except ImportError:
             return self
-        orig = getattr(fn_runner.FnApiRunner, "_execute_bundle", None)
-        if orig is None:
-            return self
-        clock = self
+        self._wrap(fn_runner.FnApiRunner, "_execute_bundle", self._timed)
+        return self
 
+    def _timed(self, orig):
         def timed(runner, ctx, bcm, bundle_input):
             started = time.monotonic()
             try:
@@ -99,17 +117,9 @@ class StageClock:
                     label = _stage_label(bcm.stage)
                 except Exception:  # noqa: BLE001 - a diagnostic only
                     stateful, label = False, "?"
-                clock.bundles.append((label, stateful, time.monotonic() - started))
+                self.bundles.append((label, stateful, time.monotonic() - started))
 
-        self._orig = (fn_runner.FnApiRunner, orig)
-        fn_runner.FnApiRunner._execute_bundle = timed
-        return self
-
-    def __exit__(self, *exc):
-        if self._orig:
-            cls, orig = self._orig
-            cls._execute_bundle = orig
-        return False
+        return timed
 
     def summary(self) -> dict:
         one = sum(s for _, st, s in self.bundles if st)
@@ -146,7 +156,7 @@ def _stage_label(stage) -> str:
     return "+".join(names) or stage.name[:60]
 
 
-class StateCounter:
+class StateCounter(_Wrapping):
     """Keyed-state requests the runner serves over the Fn API state channel, per step and state cell.
 
     Every such request is a gRPC round trip from a worker process to the runner (worker processes have
@@ -156,7 +166,6 @@ class StateCounter:
     def __init__(self):
         self.counts: dict[tuple[str, str, str], int] = {}
         self._written: set = set()  # (bundle, state key) of every cell written: one blocking commit each
-        self._orig = None
         self._lock = threading.Lock()
 
     def __enter__(self):
@@ -164,22 +173,18 @@ class StateCounter:
             from apache_beam.runners.portability.fn_api_runner import worker_handlers
         except ImportError:
             return self
-        cls = getattr(worker_handlers, "GrpcStateServicer", None)
-        orig = getattr(cls, "State", None)
-        if orig is None:
-            return self
-        counter = self
+        self._wrap(getattr(worker_handlers, "GrpcStateServicer", None), "State", self._counted)
+        return self
 
+    def _counted(self, orig):
         def counted(servicer, request_stream, context=None):
             def requests():
                 for request in request_stream:
-                    counter._count(request)
+                    self._count(request)
                     yield request
             return orig(servicer, requests(), context)
 
-        self._orig = (cls, orig)
-        cls.State = counted
-        return self
+        return counted
 
     def _count(self, request) -> None:
         kind = request.WhichOneof("request")
@@ -196,12 +201,6 @@ class StateCounter:
                 if slot not in self._written:
                     self._written.add(slot)
                     self.counts[(step, cell, "commit")] = self.counts.get((step, cell, "commit"), 0) + 1
-
-    def __exit__(self, *exc):
-        if self._orig:
-            cls, orig = self._orig
-            cls.State = orig
-        return False
 
     def summary(self) -> dict:
         per_step: dict[str, dict[str, int]] = {}
