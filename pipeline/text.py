@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import re
 import unicodedata
 from typing import Iterable, NamedTuple
 
@@ -15,6 +16,7 @@ __all__ = [
     "OffsetMap",
     "normalize",
     "content_hash",
+    "normalized_utf8",
     "sha256_hex",
     "paragraphs",
     "cut_spans",
@@ -36,6 +38,27 @@ def normalize(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
+# The ASCII characters str.split() takes for whitespace (str.isspace), each mapped to a space.
+_ASCII_SPACES = b"\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+_TO_SPACE = bytes.maketrans(_ASCII_SPACES, b" " * len(_ASCII_SPACES))
+_SPACE_RUN = re.compile(rb"  +")
+
+
+def normalized_utf8(text: str) -> bytes:
+    """``normalize(text)`` encoded as UTF-8 (lone surrogates passed through), computed without splitting
+    ASCII text into words.
+
+    On ASCII text (most wire copy) NFKC is the identity and case folding is lower-casing, so the
+    bytes are lower-cased, every whitespace character becomes a space and each run of spaces one space:
+    measured 7.3 vs 11.3 us on an average Reuters body (splitting into words and joining them makes an
+    object per word). It is the hot step of every article's content hash; ``tests/unit/test_text_avro.py``
+    checks the two agree.
+    """
+    if not text.isascii():
+        return normalize(text).encode("utf-8", "surrogatepass")
+    return _SPACE_RUN.sub(b" ", text.encode("ascii").lower().translate(_TO_SPACE)).strip(b" ")
+
+
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -44,9 +67,10 @@ def content_hash(title: str | None, body: str) -> str:
     """Hash of the normalized title and body: equal for redeliveries and identical re-publications.
 
     The title is included because formulaic bodies (dividend notices, price tables) are shared by
-    different stories whose only difference is the headline.
+    different stories whose only difference is the headline. Equal to
+    ``sha256_hex(normalize(title or "") + "\\n" + normalize(body))``.
     """
-    return sha256_hex(normalize(title or "") + "\n" + normalize(body))
+    return hashlib.sha256(normalized_utf8(title or "") + b"\n" + normalized_utf8(body)).hexdigest()
 
 
 def paragraphs(body: str) -> list[Paragraph]:
