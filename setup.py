@@ -17,6 +17,7 @@ setup(
         "apache-beam>=2.60,<3",
         "confluent-kafka>=2.3",
         "fastavro>=1.9",
+        "orjson>=3.9",
         "spacy>=3.7,<4",
         "trafilatura>=2.0,<3",
     ],

