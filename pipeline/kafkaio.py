@@ -105,8 +105,15 @@ _PRODUCERS_LOCK = threading.Lock()
 def producer_settings(config: Mapping[str, Any]) -> dict:
     """The librdkafka settings of wirestream's producers: idempotent, ``acks=all``, lz4, then ``config``
     (consumer-only keys dropped)."""
+    # enable.sparse.connections off: the idempotent producer needs its producer id before it sends
+    # anything, and librdkafka asks for it when a broker connection comes up or on a 500 ms timer. With
+    # sparse connections (the default) no broker is connected until the first message waits, so a job's
+    # first delivery waited up to 1 s (bench/bench_io.py: a 0.5 s flush stall in most runs); connected at
+    # start-up, the id is there before the graph is built (:func:`warm_producer`). It costs a connection
+    # to each broker of the cluster, which a producer writing every partition of a topic opens anyway.
     conf = {"enable.idempotence": True, "acks": "all", "linger.ms": 20, "compression.type": "lz4",
-            "message.max.bytes": 8 * 1024 * 1024, "log.connection.close": False}
+            "message.max.bytes": 8 * 1024 * 1024, "log.connection.close": False,
+            "enable.sparse.connections": False}
     conf.update(config)
     for k in _CONSUMER_ONLY:
         conf.pop(k, None)
