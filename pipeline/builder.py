@@ -98,7 +98,7 @@ def build_stages(records: beam.PCollection, config: Config, *,
 
         # A fusion break that spreads the NLP work evenly by size (see SpreadForNlp): without it the
         # FnApiRunner runs NLP, the costliest step, on the one worker of the stateful stages.
-        articles = articles | "SpreadForNlp" >> SpreadForNlp()
+        articles = articles | "SpreadForNlp" >> SpreadForNlp(ways=config.local_workers)
         res = articles | "ExtractFacts" >> ExtractFacts(spacy_model=config.spacy_model)
         dead.append(res[DEAD_LETTERS])
         articles = res[ARTICLES]

@@ -7,6 +7,7 @@ schema-registry settings are :class:`Secret` values that print as ``***``.
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence, Tuple
@@ -174,6 +175,9 @@ class Config:
     limits: ParseLimits = ParseLimits()
     runner: Optional[str] = None
     streaming: bool = False
+    #: SDK worker processes of a local multi-process run (--direct_num_workers), else 1: the local runner
+    #: deals a stage's elements out to them in turn (SpreadForNlp balances what each gets).
+    local_workers: int = 1
 
     @property
     def consumer_config(self) -> dict:
@@ -266,7 +270,19 @@ class Config:
             limits=ParseLimits(o.max_message_bytes, o.max_body_chars),
             runner=runner_name or None,
             streaming=bool(std.streaming) or not o.bounded,
+            local_workers=_local_workers(options, runner_name),
         )
+
+
+def _local_workers(options: PipelineOptions, runner_name: str) -> int:
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    if runner_kind(runner_name) != "local":
+        return 1
+    direct = options.view_as(DirectOptions)
+    if direct.direct_running_mode != "multi_processing":
+        return 1
+    return direct.direct_num_workers or os.cpu_count() or 1  # 0: one per core, as the runner reads it
 
 
 def runner_kind(runner_name: str) -> str:

@@ -27,6 +27,7 @@ from typing import Any, Iterable
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.transforms.util import ReshufflePerKey
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
@@ -179,17 +180,15 @@ class _PackBySize(beam.DoFn):
     """Articles -> lists of articles holding about ``target_chars`` of body each, at bundle end.
 
     The bundle's articles are taken longest first and packed in that order (an article of ``target_chars``
-    or more is a pack of its own), so neighbouring packs are of about the same size; they are emitted in
-    pairs of neighbours (:func:`_pairs_largest_and_smallest`).
-    The local runner deals the packs of a shuffle out to its workers in turn, in the order they reach it:
-    in arrival order a long article could land next to a short pack, and the worker that got it ran
-    seconds longer; in pairs of about equal size each worker gets about half of each pair. A pack takes the latest timestamp of its
-    articles, so no article's timestamp moves backwards (none can become late downstream). The pipeline
-    does not window: packs are in the global window.
+    or more is a pack of its own), so neighbouring packs are of about the same size, and emitted in the
+    order of :func:`_deal`: alone when ``ways`` is 1, else as ``(worker, pack)``. A pack takes the latest
+    timestamp of its articles, so no article's timestamp moves backwards (none can become late
+    downstream). The pipeline does not window: packs are in the global window.
     """
 
-    def __init__(self, target_chars: int):
+    def __init__(self, target_chars: int, ways: int = 1):
         self._target = target_chars
+        self._ways = ways
 
     def start_bundle(self):
         self._held: list = []
@@ -207,26 +206,37 @@ class _PackBySize(beam.DoFn):
             chars += size
             ts = t if ts is None or t > ts else ts
             if chars >= self._target:
-                packs.append((pack, ts))
+                packs.append((chars, pack, ts))
                 pack, chars, ts = [], 0, None
         if pack:
-            packs.append((pack, ts))
-        for pack, ts in _pairs_largest_and_smallest(packs):
-            yield WindowedValue(pack, ts, [GlobalWindow()])
+            packs.append((chars, pack, ts))
+        for worker, _, pack, ts in _deal(packs, self._ways):
+            yield WindowedValue(pack if self._ways == 1 else (worker, pack), ts, [GlobalWindow()])
 
 
-def _pairs_largest_and_smallest(packs: list) -> list:
-    """``packs`` (in decreasing size) in pairs of neighbours, the pairs in the order largest, smallest,
-    second largest, second smallest...: each pair is of about equal size (so two workers dealt packs in
-    turn get about the same work), and a worker does not get all the longest articles in a row (one
-    spaCy batch of only the longest articles raised a worker's peak RSS by ~200 MB)."""
-    pairs = [packs[i:i + 2] for i in range(0, len(packs), 2)]
-    out, lo, hi = [], 0, len(pairs) - 1
+def _deal(packs: list, ways: int) -> list:
+    """``packs`` (``(size, pack, timestamp)`` in decreasing size) as ``(worker, size, pack, timestamp)``:
+    each pack given to one of ``ways`` workers so that they get about the same total size.
+
+    Neighbouring packs are taken ``ways`` at a time (a group, of about equal sizes), the groups in the
+    order largest, smallest, second largest, second smallest... (so a worker does not get all the
+    longest articles in a row: one spaCy batch of only the longest articles raised a worker's peak RSS by
+    ~200 MB), and in each group the largest pack goes to the worker with the least so far.
+    """
+    groups = [packs[i:i + ways] for i in range(0, len(packs), ways)]
+    order, lo, hi = [], 0, len(groups) - 1
     while lo <= hi:
-        out += pairs[lo]
+        order.append(groups[lo])
         if lo != hi:
-            out += pairs[hi]
+            order.append(groups[hi])
         lo, hi = lo + 1, hi - 1
+    loads = [0] * ways
+    out: list = []
+    for group in order:
+        for worker, (size, pack, ts) in zip(sorted(range(ways), key=lambda w: (loads[w], w)),
+                                            sorted(group, key=lambda p: -p[0])):
+            loads[worker] += size
+            out.append((worker, size, pack, ts))
     return out
 
 
@@ -240,18 +250,38 @@ class SpreadForNlp(beam.PTransform):
     workers). So articles are packed into lists of about ``target_chars`` of body before the shuffle and
     unpacked after it: the runner then splits packs of about equal cost.
 
+    The local runner (``--direct_running_mode=multi_processing``) hands a stage's input out to its worker
+    processes up front, a fixed share each, and the stage ends when the slowest worker does. A shuffle
+    with random keys gave them packs in no useful order: one of two workers got 6-14 % more pack bytes
+    and finished 1.4-6.2 s after the other (``bench/bench_scaling.py``, 300 articles, 21-27 s of NLP a
+    worker). With ``ways`` > 1 each pack is keyed instead by the worker share it belongs to
+    (:func:`_deal`), so the shuffle has ``ways`` keys and the runner gives each worker one of them: the
+    gap fell to 1.2 s, about what the two cores' own speeds differ by here (~5 %). Only for the local
+    runner: on a distributed runner ``ways`` keys would cap the NLP stage at ``ways`` workers.
+
     Args:
         target_chars: body characters per pack (about 4-6 wire articles by default).
+        ways: 1 (any runner): packs shuffled with random keys. More: the number of worker processes of
+            the local runner (:attr:`pipeline.options.Config.local_workers`), packs keyed by share.
     """
 
-    def __init__(self, target_chars: int = 20_000, label: str | None = None):
+    def __init__(self, target_chars: int = 20_000, ways: int = 1, label: str | None = None):
         super().__init__(label)
         if not isinstance(target_chars, int) or target_chars < 1:
             raise ValueError(f"target_chars must be a positive int, got {target_chars!r}")
+        if not isinstance(ways, int) or ways < 1:
+            raise ValueError(f"ways must be a positive int, got {ways!r}")
         self._target = target_chars
+        self._ways = ways
 
     def expand(self, articles: beam.PCollection) -> beam.PCollection:
-        packs = articles | "Pack" >> beam.ParDo(_PackBySize(self._target)).with_output_types(
-            typing.List[Article])
-        shuffled = packs | "Shuffle" >> beam.Reshuffle().with_output_types(typing.List[Article])
+        pack = _PackBySize(self._target, self._ways)
+        if self._ways == 1:
+            packs = articles | "Pack" >> beam.ParDo(pack).with_output_types(typing.List[Article])
+            shuffled = packs | "Shuffle" >> beam.Reshuffle().with_output_types(typing.List[Article])
+        else:
+            keyed = articles | "Pack" >> beam.ParDo(pack).with_output_types(typing.Tuple[int, typing.List[Article]])
+            shuffled = (keyed
+                        | "Shuffle" >> ReshufflePerKey().with_output_types(typing.Tuple[int, typing.List[Article]])
+                        | "DropShare" >> beam.Values().with_output_types(typing.List[Article]))
         return shuffled | "Unpack" >> beam.FlatMap(lambda pack: pack).with_output_types(Article)

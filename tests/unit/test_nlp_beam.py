@@ -101,19 +101,56 @@ def test_spread_for_nlp_passes_every_article_once_in_packs_of_about_equal_size()
     sizes = [sum(len(a["body"]) for a in pack) for pack in packs]
     assert sorted(a["article_id"] for pack in packs for a in pack) == sorted(a["article_id"] for a in arts)
     assert all(5000 <= s < 5000 + 7 * 1000 for s in sorted(sizes)[1:]), sizes  # all but the rest
-    # packed longest first (the first article of a pack is its longest), emitted in pairs of neighbours,
-    # the pairs largest, smallest, second largest, ...
+    # packed longest first (the first article of a pack is its longest)
     index = {a["article_id"]: i for i, a in enumerate(arts)}
     packing_order = sorted(packs, key=lambda p: (-len(p[0]["body"]), index[p[0]["article_id"]]))
     lengths = [len(a["body"]) for pack in packing_order for a in pack]
     assert lengths == sorted(lengths, reverse=True)
-    assert packs == nlp_stage._pairs_largest_and_smallest(packing_order)
-    assert nlp_stage._pairs_largest_and_smallest(list(range(9, 0, -1))) == [9, 8, 1, 7, 6, 3, 2, 5, 4]
-    assert nlp_stage._pairs_largest_and_smallest([4, 3, 2, 1]) == [4, 3, 2, 1]
-    index = {a["article_id"]: i for i, a in enumerate(arts)}
     assert all(v.timestamp == Timestamp(10 + max(index[a["article_id"]] for a in v.value)) for v in out)
+    # for the local runner's workers: (share, pack), every pack once
+    fn = _PackBySize(5000, ways=2)
+    fn.start_bundle()
+    assert [v for i, a in enumerate(arts) for v in fn.process(a, timestamp=Timestamp(10 + i))] == []
+    keyed = [v.value for v in fn.finish_bundle()]
+    assert {w for w, _ in keyed} == {0, 1}
+    assert sorted(a["article_id"] for _, pack in keyed for a in pack) == sorted(a["article_id"] for a in arts)
     with pytest.raises(ValueError, match="target_chars"):
         SpreadForNlp(target_chars=0)
+    with pytest.raises(ValueError, match="ways"):
+        SpreadForNlp(ways=0)
+
+
+def test_spread_for_local_workers_passes_every_article_once():
+    from pipeline.stages.nlp import SpreadForNlp
+
+    arts = [_article(f"a{i}", "word " * (200 * (i % 7 + 1))) for i in range(40)]
+    with TestPipeline() as p:
+        out = (p | beam.Create(arts).with_output_types(Article) | SpreadForNlp(target_chars=5000, ways=2)
+               | beam.Map(lambda a: a["article_id"]))
+        assert_that(out, equal_to([a["article_id"] for a in arts]))
+
+
+@pytest.mark.parametrize("ways", [1, 2, 3])
+def test_packs_dealt_to_workers_give_each_about_the_same_work(ways):
+    import random
+
+    rng = random.Random(7)
+    # wire-like: a few long articles in packs of their own, then packs near the 20k-character target
+    sizes = sorted([90_000, 70_000, 52_000, 41_000, 33_000] + [rng.randint(20_000, 26_000) for _ in range(50)],
+                   reverse=True)
+    packs = [(size, [f"p{i}"], i) for i, size in enumerate(sizes)]
+    dealt = nlp_stage._deal(packs, ways)
+    assert sorted(p for _, _, p, _ in dealt) == sorted(p for _, p, _ in packs)  # each pack once
+    assert all(ts == int(p[0][1:]) for _, _, p, ts in dealt)
+    loads = [sum(size for w, size, _, _ in dealt if w == worker) for worker in range(ways)]
+    assert sum(loads) == sum(sizes)
+    # within a third of a pack of each other (pairs of neighbours dealt in turn, the larger always
+    # first, had left one of two workers 19.5 k characters behind on these sizes)
+    assert max(loads) - min(loads) <= 8_000, loads
+    # groups largest, smallest, second largest...: no worker gets all the longest articles in a row
+    assert sorted(size for _, size, _, _ in dealt[:ways]) == sorted(sizes[:ways])
+    smallest = sizes[(len(sizes) - 1) // ways * ways:]
+    assert sorted(size for _, size, _, _ in dealt[ways:ways + len(smallest)]) == sorted(smallest)
 
 
 def test_model_load_starts_early_from_its_own_branch(monkeypatch):

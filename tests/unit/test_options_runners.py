@@ -71,3 +71,13 @@ def test_valid_runner_setups_pass(args):
 def test_expansion_service_reaches_the_config():
     config = _config("--kafka-io", "xlang", *_DATAFLOW, "--expansion-service", "localhost:8097")
     assert config.kafka_io == KafkaIO.XLANG and config.expansion_service == "localhost:8097"
+
+
+@pytest.mark.parametrize("args, workers", [
+    ([], 1),
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], 2),
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=3"], 3),
+    (["--runner=FlinkRunner", "--flink_master=localhost:8081", "--direct_num_workers=2"], 1),
+])
+def test_local_workers_counts_the_processes_the_local_runner_deals_work_to(args, workers):
+    assert _config(*args).local_workers == workers
