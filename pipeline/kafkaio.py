@@ -451,11 +451,14 @@ class _ReadPartitionFn(beam.DoFn):
         for fetched in self._fetch(spec, tracker, watermark):
             if self._batched:
                 # one element per fetch, stamped with its earliest record; the watermark follows it
-                earliest = min(ts for _, ts in fetched)
+                earliest = _event_time(min((ms for _, ms in fetched if ms is not None), default=None))
+                if any(ms is None for _, ms in fetched):
+                    earliest = min(earliest, Timestamp.now())
                 self._advance(watermark, earliest)
                 yield TimestampedValue([rec for rec, _ in fetched], earliest)
             else:
-                for rec, ts in fetched:
+                for rec, ms in fetched:
+                    ts = _event_time(ms)
                     self._advance(watermark, ts)
                     yield TimestampedValue(rec, ts)
 
@@ -466,7 +469,7 @@ class _ReadPartitionFn(beam.DoFn):
             watermark.set_watermark(event_time)
 
     def _fetch(self, spec: PartitionSpec, tracker, watermark):
-        """Yields what each fetch brought, claimed: a list of ``(record, event time)``."""
+        """Yields what each fetch brought, claimed: a list of ``(record, Kafka timestamp ms or None)``."""
         from confluent_kafka import KafkaError
 
         restriction = tracker.current_restriction()
@@ -522,7 +525,7 @@ class _ReadPartitionFn(beam.DoFn):
                                   [Header(k, v) for k, v in (msg.headers() or [])], pos, spec.start_offset)
                 pos = off + 1
                 nbytes += len(value or b"")
-                out.append((rec, Timestamp.of(ts / 1000.0) if ts is not None else Timestamp.now()))
+                out.append((rec, ts))
                 if pos >= restriction.stop:
                     # the range's last record: done, without waiting for the partition-end event (a broker
                     # answers a fetch at the log end only after fetch.wait.max.ms, 500 ms by default)
@@ -549,6 +552,11 @@ class _ReadPartitionFn(beam.DoFn):
             elif emitted >= self._max_records or time.monotonic() >= deadline:
                 tracker.defer_remainder()
                 return
+
+
+def _event_time(ms: Optional[int]) -> Timestamp:
+    """A record's element time: its Kafka timestamp, else (the record has none) now."""
+    return Timestamp.of(ms / 1000.0) if ms is not None else Timestamp.now()
 
 
 class ReadFromKafka(beam.PTransform):
@@ -649,8 +657,9 @@ class _WriteFn(beam.DoFn):
     def _produce(self, msg: OutboundMessage) -> None:
         while True:
             try:
-                self._producer.produce(self._topic, value=msg.value, key=msg.key,
-                                       headers=[(h.key, h.value) for h in msg.headers],
+                # Header is a (key, value) tuple: a list of them is what produce() takes
+                headers = msg.headers if type(msg.headers) is list else list(msg.headers)
+                self._producer.produce(self._topic, value=msg.value, key=msg.key, headers=headers,
                                        on_delivery=self._on_delivery)
                 break
             except BufferError:

@@ -174,16 +174,17 @@ class _DropExactCopiesFn(beam.DoFn):
             except Exception as exc:  # noqa: BLE001
                 out.append(pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(article, "dedup", exc)))
                 continue
-            ts = Timestamp(micros=micros)
             if seen is not None:
                 self._dups.inc()
                 dup = Article(article)
                 dup["dedup"] = dict(article["dedup"], duplicate_of=seen.article_id, similarity=1.0,
                                     story_id=seen.article_id)
-                out.append(pvalue.TaggedOutput(DUPLICATES, beam.window.TimestampedValue(dup, ts)))
+                out.append(pvalue.TaggedOutput(
+                    DUPLICATES, beam.window.TimestampedValue(dup, Timestamp(micros=micros))))
                 continue
             index.add(key, article["article_id"], t, micros // 1000)
-            kept.append(article if self._batched_output else beam.window.TimestampedValue(article, ts))
+            kept.append(article if self._batched_output
+                        else beam.window.TimestampedValue(article, Timestamp(micros=micros)))
         if self._batched_output and kept:
             out.append(kept)  # at the batch's (earliest) time
         self._save(index, chunks, version)

@@ -76,7 +76,7 @@ class _EncodeFn(beam.DoFn):
             key = key.encode("utf-8") if key else None
         else:
             key = record.get("key")  # dead letters keep the original message key
-        return OutboundMessage(key, value, list(self._headers), ack_of(record))
+        return OutboundMessage(key, value, self._headers, ack_of(record))  # one headers list, never mutated
 
 
 class _EncodeBatchFn(_EncodeFn):
