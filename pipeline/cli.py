@@ -65,9 +65,11 @@ def produce_file(bootstrap: str, topic: str, path: Path, *, partitions: int = 1,
     from confluent_kafka import Producer
 
     from pipeline.admin import TopicSpec, ensure_topics
+    from pipeline.kafkaio import kafka_client
 
     ensure_topics({"bootstrap.servers": bootstrap, **(kafka_config or {})}, [TopicSpec(topic, partitions)])
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, **(kafka_config or {})})
+    producer = kafka_client(Producer, {"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                                       **(kafka_config or {})}, "producer")
     errors: list = []
     count = 0
 
@@ -116,9 +118,12 @@ def iter_topic(bootstrap: str, topic: str, *, max_messages: Optional[int] = None
     """Messages of a topic from the beginning until every partition is at its end (or ``max_messages``)."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"wirestream-consume-{time.time_ns()}",
-                         "enable.auto.commit": False, "enable.partition.eof": True,
-                         "auto.offset.reset": "earliest", **(kafka_config or {})})
+    from pipeline.kafkaio import kafka_client
+
+    consumer = kafka_client(Consumer, {
+        "bootstrap.servers": bootstrap, "group.id": f"wirestream-consume-{time.time_ns()}",
+        "enable.auto.commit": False, "enable.partition.eof": True, "auto.offset.reset": "earliest",
+        **(kafka_config or {})}, "consumer")
     try:
         md = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
         if md is None or md.error is not None:

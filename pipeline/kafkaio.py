@@ -120,6 +120,39 @@ def producer_settings(config: Mapping[str, Any]) -> dict:
     return conf
 
 
+# Settings the Python client reads itself (not librdkafka) and wants typed, where --kafka-config gives text.
+_BOOLEAN_CLIENT_SETTINGS = ("delivery.report.only.error",)
+
+
+def _typed_client_settings(conf: dict) -> dict:
+    for k in _BOOLEAN_CLIENT_SETTINGS:
+        v = conf.get(k)
+        if isinstance(v, str):
+            if v.strip().lower() not in ("true", "false"):
+                raise ConfigError(f"{k}={v!r}: expected true or false (--kafka-config)")
+            conf[k] = v.strip().lower() == "true"
+    return conf
+
+
+def kafka_client(cls, conf: Mapping[str, Any], role: str):
+    """``cls(conf)`` (a confluent-kafka Producer or Consumer; the Python client's own boolean settings
+    read from text), or a ConfigError naming what the client refused, with the values of secret
+    settings blanked out of its message. Every client wirestream makes goes through here."""
+    from confluent_kafka import KafkaException
+
+    conf = _typed_client_settings(dict(conf))
+    try:
+        return cls(conf)
+    except (KafkaException, TypeError, ValueError) as exc:
+        err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+        reason = err.str() if hasattr(err, "str") else str(exc)
+        for k, v in conf.items():
+            if isinstance(v, str) and v and any(m in k.lower() for m in _SECRET_MARKERS):
+                reason = reason.replace(v, "***")
+        raise ConfigError(f"the Kafka client refused the {role} settings: {reason}; check --kafka-config and "
+                          "--kafka-config-file (librdkafka's CONFIGURATION.md lists the valid ones)") from None
+
+
 def shared_producer(config: Mapping[str, Any]):
     """The process's producer for these settings, created on first use and shared by every writer.
 
@@ -136,7 +169,7 @@ def shared_producer(config: Mapping[str, Any]):
     with _PRODUCERS_LOCK:
         producer = _PRODUCERS.get(key)
         if producer is None:
-            producer = _PRODUCERS[key] = Producer(conf)
+            producer = _PRODUCERS[key] = kafka_client(Producer, conf, "producer")
         return producer
 
 
@@ -237,7 +270,7 @@ def _consumer(config: Mapping[str, Any], **overrides: Any):
             "group.id": "wirestream", "log.connection.close": False}
     conf.update(config)
     conf.update(overrides)
-    return Consumer(conf)
+    return kafka_client(Consumer, conf, "consumer")
 
 
 # ---------------------------------------------------------------------------------------------- reading

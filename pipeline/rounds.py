@@ -43,7 +43,7 @@ import time
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from pipeline.errors import BrokerError, ConfigError
-from pipeline.kafkaio import StartMode, StartSpec
+from pipeline.kafkaio import StartMode, StartSpec, kafka_client
 
 __all__ = ["RoundPolicy", "has_backlog", "run_rounds", "limit_malloc_arenas", "release_memory"]
 
@@ -77,7 +77,7 @@ def has_backlog(consumer_config: Mapping[str, Any], topics: Sequence[str], *, ti
     conf = dict(consumer_config)
     conf.update({"enable.auto.commit": False, "enable.partition.eof": True, "auto.offset.reset": "earliest",
                  "log.connection.close": False})
-    consumer = Consumer(conf)
+    consumer = kafka_client(Consumer, conf, "consumer")
     try:
         tps = []
         for topic in topics:
@@ -177,7 +177,8 @@ def run_rounds(config, run_round: Callable[[Any], Mapping[str, int]], *,
         from pipeline.kafkaio import _probe_high_watermarks  # the one fetch-based end probe
         from confluent_kafka import Consumer, TopicPartition
 
-        probe = Consumer(dict(config.consumer_config, **{"enable.auto.commit": False}))
+        probe = kafka_client(Consumer, dict(config.consumer_config, **{"enable.auto.commit": False}),
+                             "consumer")
         try:
             tps = [TopicPartition(t, p) for t in config.input_topics
                    for p in sorted(probe.list_topics(t, timeout=30).topics[t].partitions)]

@@ -88,3 +88,23 @@ def test_merge_acks_coalesces_adjacent_ranges_per_partition():
             Ack("t", 0, 6, 6, 0)]
     assert merge_acks(acks) == [Ack("t", 0, 3, 6, 0), Ack("t", 0, 8, 9, 0), Ack("t", 1, 0, 0, 0)]
     assert merge_acks([]) == []
+
+
+def test_client_settings_are_typed_and_refusals_are_config_errors_without_secrets():
+    from confluent_kafka import Consumer, Producer
+
+    from pipeline.kafkaio import kafka_client, producer_settings
+
+    # the Python client's own boolean settings arrive as text from --kafka-config
+    p = kafka_client(Producer, producer_settings({"bootstrap.servers": "127.0.0.1:1",
+                                                  "delivery.report.only.error": "true"}), "producer")
+    p.flush(0)
+    with pytest.raises(ConfigError, match="delivery.report.only.error='maybe': expected true or false"):
+        kafka_client(Producer, {"delivery.report.only.error": "maybe"}, "producer")
+    # what librdkafka refuses is named, one line, with secret values blanked
+    with pytest.raises(ConfigError, match='consumer settings: No such configuration property: "foo.bar"') as info:
+        kafka_client(Consumer, {"group.id": "g", "foo.bar": "1", "sasl.password": "hunter2"}, "consumer")
+    assert "hunter2" not in str(info.value) and info.value.__cause__ is None
+    with pytest.raises(ConfigError, match="Invalid value") as info:
+        kafka_client(Producer, {"linger.ms": "soon", "sasl.password": "soon"}, "producer")
+    assert "soon" not in str(info.value)
