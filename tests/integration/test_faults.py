@@ -76,7 +76,7 @@ class _Accounts:
 
 def _input_origins(bs, topic):
     tail = Tail(bs, topic)
-    msgs = wait_until(lambda: tail.poll(200), 30, "input messages")
+    wait_until(lambda: tail.poll(200), 30, "input messages")
     tail.poll(500)
     out = {(m.partition, m.offset) for m in tail.messages}
     tail.close()

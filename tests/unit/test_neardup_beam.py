@@ -12,7 +12,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.records import Article, KafkaRecord, new_article
 from pipeline.stages.common import ARTICLES, DEAD_LETTERS, DUPLICATES
-from pipeline.stages.neardup import NearDuplicates, NearDupMode
+from pipeline.stages.neardup import NearDuplicates
 
 HOUR = 3600 * 1000
 T0 = 1_760_000_000_000
