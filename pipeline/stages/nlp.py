@@ -282,6 +282,7 @@ class SpreadForNlp(beam.PTransform):
         else:
             keyed = articles | "Pack" >> beam.ParDo(pack).with_output_types(typing.Tuple[int, typing.List[Article]])
             shuffled = (keyed
-                        | "Shuffle" >> ReshufflePerKey().with_output_types(typing.Tuple[int, typing.List[Article]])
+                        | "ReshufflePerKey" >> ReshufflePerKey().with_output_types(
+                            typing.Tuple[int, typing.List[Article]])
                         | "DropShare" >> beam.Values().with_output_types(typing.List[Article]))
         return shuffled | "Unpack" >> beam.FlatMap(lambda pack: pack).with_output_types(Article)

@@ -45,22 +45,25 @@ def _config(kafka_io: KafkaIO) -> Config:
                   kafka_io=kafka_io)
 
 
-def _portable_pipeline(kafka_io: KafkaIO) -> beam.Pipeline:
+def _portable_pipeline(kafka_io: KafkaIO, local_workers: int = 1) -> beam.Pipeline:
     options = PipelineOptions(["--runner=PortableRunner", "--job_endpoint=localhost:8099",
                                "--environment_type=DOCKER",
                                "--environment_config=europe-docker.pkg.dev/p/r/wirestream:0.1.0"])
     p = beam.Pipeline(options=options)
-    config = _config(kafka_io)
+    config = dataclasses.replace(_config(kafka_io), local_workers=local_workers)
     if kafka_io == KafkaIO.XLANG:
         config = dataclasses.replace(config, expansion_service=fake_expansion_service())
     build_pipeline(p, config)
     return p
 
 
-@pytest.fixture(scope="module", params=[KafkaIO.NATIVE, KafkaIO.XLANG], ids=["native", "xlang"])
+# local2: the graph of a local multi-process run, where the NLP packs are keyed by worker share
+@pytest.fixture(scope="module", params=[(KafkaIO.NATIVE, 1), (KafkaIO.XLANG, 1), (KafkaIO.NATIVE, 2)],
+                ids=["native", "xlang", "native-local2"])
 def built(request):
-    p = _portable_pipeline(request.param)
-    return request.param, p, p.to_runner_api()
+    kafka_io, local_workers = request.param
+    p = _portable_pipeline(kafka_io, local_workers)
+    return kafka_io, p, p.to_runner_api()
 
 
 def _coder_tree(components, coder_id):
