@@ -77,18 +77,22 @@ def derive_id(url: Optional[str], title: Optional[str], body: str) -> str:
     return "content-" + hashlib.sha256(((title or "") + "\n" + body).encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
-def _decode_json(value: bytes) -> Any:
-    # orjson takes UTF-8 JSON only and refuses what the json module would accept with a caveat (UTF-16/32,
-    # a BOM, NaN, lone surrogates, numbers beyond a double): those, and every error, go to json.loads, which
-    # accepts them or names the error. Where both accept, both give the same objects, except that orjson
-    # reads an integer beyond 64 bits as a float (no raw article field is a number: it is refused either way).
+def _decode_json(value: bytes) -> tuple:
+    """``(object, whether every string in it is known to be valid Unicode text)``.
+
+    orjson takes UTF-8 JSON only and refuses what the json module would accept with a caveat (UTF-16/32, a
+    BOM, NaN, lone surrogates, numbers beyond a double): those, and every error, go to json.loads, which
+    accepts them or names the error. Where both accept, both give the same objects, except that orjson
+    reads an integer beyond 64 bits as a float (no raw article field is a number: it is refused either way).
+    What orjson accepts holds no lone surrogate, so its strings need no further check.
+    """
     if _fast_loads is not None:
         try:
-            return _fast_loads(value)
+            return _fast_loads(value), True
         except ValueError:
             pass
     try:
-        return json.loads(value)  # detects UTF-8/16/32 (with or without BOM) per RFC 8259
+        return json.loads(value), False  # detects UTF-8/16/32 (with or without BOM) per RFC 8259
     except UnicodeDecodeError as exc:
         raise DecodeError(f"message is not valid UTF-8 (nor UTF-16/32) JSON: {exc.reason} at byte {exc.start}; "
                           "send UTF-8 JSON or Avro", error_type="InvalidEncoding") from exc
@@ -110,18 +114,19 @@ def parse_value(value: Optional[bytes], *, limits: ParseLimits = ParseLimits(),
     if len(value) > limits.max_message_bytes:
         raise BodyTooLarge(f"message is {len(value)} bytes, over the limit of {limits.max_message_bytes} "
                            "(--max-message-bytes); split it or raise the limit", error_type="MessageTooLarge")
+    text_checked = False
     if value[:2] == b"\xc3\x01" or value[:1] == b"\x00":
         obj = decode_any(value, names=(RAW_ARTICLE,), confluent=confluent_decoder)
     else:
-        obj = _decode_json(value)
+        obj, text_checked = _decode_json(value)
     if not isinstance(obj, dict):
         raise InvalidRecord(f"message is JSON {type(obj).__name__}, not an object with raw_article fields "
                             "(id, publisher, url, title, published_at, language, body|html)", error_type="WrongShape")
-    bad = [k for k in _STRING_FIELDS if obj.get(k) is not None and not isinstance(obj.get(k), str)]
+    bad = [k for k in _STRING_FIELDS if not isinstance(obj.get(k, ""), (str, type(None)))]
     if bad:
         raise InvalidRecord(", ".join(f"field {k!r} must be a string or null, got {type(obj[k]).__name__}"
                                       for k in bad), error_type="WrongFieldType")
-    for k in _STRING_FIELDS:
+    for k in () if text_checked else _STRING_FIELDS:
         v = obj.get(k)
         if isinstance(v, str):
             try:
