@@ -47,7 +47,9 @@ def ensure_topics(admin_config: Mapping[str, Any], topics: Iterable[TopicSpec], 
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient(dict(admin_config))
+    from pipeline.kafkaio import kafka_client
+
+    admin = kafka_client(AdminClient, admin_config, "admin")
     existing = set(admin.list_topics(timeout=timeout).topics)
     todo = [t for t in topics if t.name not in existing]
     status = {t.name: "exists" for t in topics if t.name in existing}

@@ -135,9 +135,10 @@ def _typed_client_settings(conf: dict) -> dict:
 
 
 def kafka_client(cls, conf: Mapping[str, Any], role: str):
-    """``cls(conf)`` (a confluent-kafka Producer or Consumer; the Python client's own boolean settings
-    read from text), or a ConfigError naming what the client refused, with the values of secret
-    settings blanked out of its message. Every client wirestream makes goes through here."""
+    """``cls(conf)`` (a confluent-kafka Producer, Consumer or AdminClient; the Python client's own boolean
+    settings read from text), or a ConfigError naming what the client refused, with the values of secret
+    settings blanked out of its message. Every client wirestream makes goes through here (the embedded
+    dev broker's own readiness probe aside)."""
     from confluent_kafka import KafkaException
 
     conf = _typed_client_settings(dict(conf))

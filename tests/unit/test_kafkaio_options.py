@@ -108,3 +108,8 @@ def test_client_settings_are_typed_and_refusals_are_config_errors_without_secret
     with pytest.raises(ConfigError, match="Invalid value") as info:
         kafka_client(Producer, {"linger.ms": "soon", "sasl.password": "soon"}, "producer")
     assert "soon" not in str(info.value)
+    # topic creation (wirestream produce, deploy/kafka/create_topics.py) goes through the same door
+    from pipeline.admin import TopicSpec, ensure_topics
+
+    with pytest.raises(ConfigError, match='admin settings: No such configuration property: "foo.bar"'):
+        ensure_topics({"bootstrap.servers": "127.0.0.1:1", "foo.bar": "1"}, [TopicSpec("t", 1)], timeout=1)
