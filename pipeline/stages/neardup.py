@@ -446,6 +446,9 @@ class _Collecting:
     def complete(self) -> bool:
         return self.fp is not None and self.got >= self.want
 
+    def progress(self) -> str:
+        return f"{self.got} of {self.want} band replies"
+
 
 class _CollectCandidatesFn(_BagJoin, beam.DoFn):
     """Per join key: the article's fingerprint and its band replies -> one request per distinct candidate
@@ -493,14 +496,20 @@ class _CollectGroupedFn(beam.DoFn):
 
     def process(self, element: Tuple[str, Iterable[bytes]]):
         join_key, messages = element
-        held = _Collecting()
-        for data in messages:
-            held.take(data)
-        if not held.complete():  # cannot happen when the input is complete: every shard replies once
-            _LOGGER.error("near_dedup: join key %r got %d of %s band replies; no verdict", join_key, held.got,
-                          held.want)
-            return
-        yield from _requests_of(join_key, held, self._requests)
+        held = _grouped(_Collecting(), join_key, messages)  # complete unless a shard did not reply
+        if held is not None:
+            yield from _requests_of(join_key, held, self._requests)
+
+
+def _grouped(held, join_key: str, messages: Iterable[bytes]):
+    """A join's holder (``_Collecting`` or ``_Joining``) filled from its grouped messages; None, logged, if
+    they do not complete it, which cannot happen when the bounded input is complete."""
+    for data in messages:
+        held.take(data)
+    if held.complete():
+        return held
+    _LOGGER.error("near_dedup: join key %r got %s; no verdict", join_key, held.progress())
+    return None
 
 
 class _Home:
@@ -695,6 +704,9 @@ class _Joining:
     def complete(self) -> bool:
         return self.article is not None and self.expected is not None and self.count >= self.expected
 
+    def progress(self) -> str:
+        return f"{self.count} of {self.expected} replies"
+
 
 class _Verdicts:
     """Decides a complete join (the pure part of :class:`_AssembleVerdictFn` and :class:`_VerdictGroupedFn`)."""
@@ -734,14 +746,9 @@ class _VerdictGroupedFn(_Verdicts, beam.DoFn):
 
     def process(self, element: Tuple[str, Iterable[bytes]]):
         join_key, messages = element
-        held = _Joining()
-        for data in messages:
-            held.take(data)
-        if not held.complete():  # cannot happen when the input is complete: every request is answered
-            _LOGGER.error("near_dedup: join key %r got %d of %s replies; no verdict", join_key, held.count,
-                          held.expected)
-            return
-        yield from self._decide(held)
+        held = _grouped(_Joining(), join_key, messages)  # complete unless a request went unanswered
+        if held is not None:
+            yield from self._decide(held)
 
 
 class _AssembleVerdictFn(_Verdicts, _BagJoin, beam.DoFn):
