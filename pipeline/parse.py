@@ -16,7 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from pipeline.avro import RAW_ARTICLE, decode_any
 from pipeline.errors import BodyTooLarge, DecodeError, InvalidRecord
