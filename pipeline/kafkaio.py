@@ -59,13 +59,24 @@ __all__ = [
     "merge_acks",
     "parse_start",
     "redact_config",
+    "is_secret_key",
+    "kafka_client",
     "close_clients",
 ]
 
 _LOGGER = logging.getLogger(__name__)
 _NAMESPACE = "wirestream"
 _OPEN_END = sys.maxsize
-_SECRET_MARKERS = ("password", "secret", "key.pem", "private", "token", "credentials", "sasl.jaas")
+# A setting whose name holds one of these is a secret: kept as a Secret when parsed (pipeline.options),
+# blanked in logs and in the errors of kafka_client().
+_SECRET_MARKERS = ("password", "secret", "key.pem", "private", "token", "credentials", "sasl.jaas",
+                   "basic.auth.user.info")
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether the setting ``key`` (librdkafka or schema registry) holds a secret."""
+    k = key.lower()
+    return any(m in k for m in _SECRET_MARKERS)
 
 
 _LIVE_CLIENTS: "weakref.WeakSet" = weakref.WeakSet()
@@ -148,7 +159,7 @@ def kafka_client(cls, conf: Mapping[str, Any], role: str):
         err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
         reason = err.str() if hasattr(err, "str") else str(exc)
         for k, v in conf.items():
-            if isinstance(v, str) and v and any(m in k.lower() for m in _SECRET_MARKERS):
+            if isinstance(v, str) and v and is_secret_key(k):
                 reason = reason.replace(v, "***")
         raise ConfigError(f"the Kafka client refused the {role} settings: {reason}; check --kafka-config and "
                           "--kafka-config-file (librdkafka's CONFIGURATION.md lists the valid ones)") from None
@@ -182,7 +193,7 @@ def warm_producer(config: Mapping[str, Any]) -> None:
 
 def redact_config(config: Mapping[str, Any]) -> dict:
     """A copy of a librdkafka config safe to log: secret values replaced by '***'."""
-    return {k: ("***" if any(m in k.lower() for m in _SECRET_MARKERS) else v) for k, v in config.items()}
+    return {k: ("***" if is_secret_key(k) else v) for k, v in config.items()}
 
 
 class StartMode(enum.Enum):

@@ -15,13 +15,10 @@ from typing import Any, Mapping, Optional, Sequence, Tuple
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline.errors import ConfigError
-from pipeline.kafkaio import StartSpec, parse_start
+from pipeline.kafkaio import StartSpec, is_secret_key, parse_start
 from pipeline.parse import ParseLimits, parse_iso_ms
 
 __all__ = ["Secret", "KafkaIO", "NearDupMode", "WirestreamOptions", "Config", "parse_kv", "read_properties"]
-
-_SECRET_KEYS = ("password", "secret", "token", "private", "credentials", "sasl.jaas", "ssl.key.pem",
-                "basic.auth.user.info", "ssl.keystore.password", "ssl.key.password")
 
 
 class Secret(str):
@@ -32,11 +29,6 @@ class Secret(str):
 
     def reveal(self) -> str:
         return str.__str__(self)
-
-
-def is_secret_key(key: str) -> bool:
-    k = key.lower()
-    return any(m in k for m in _SECRET_KEYS)
 
 
 class KafkaIO(enum.Enum):
