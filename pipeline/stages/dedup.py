@@ -14,15 +14,27 @@ Timeline for one hash (horizon H)::
 Event time is ``published_at`` when the article has one, else its Kafka timestamp; expiry runs on the
 element timestamps (Kafka time) so state is freed as the stream advances.
 
+Which copy is the first (``ordered``, the default for single articles): the earliest by element (Kafka)
+time, then topic, partition, offset -- not the first to arrive. Copies on different partitions reach the
+step in whatever order the partitions' readers, bundles and workers happen to deliver them; judged as they
+arrive, a replay with two workers could keep a different copy than one with one worker, and since the
+boilerplate memory judges a publisher's articles in element-time order, the kept copy's time would then
+change what is cut from *other* articles. So arrivals wait in the shard's state until the watermark passes
+their one-second step, then are judged in that order (the same holding the boilerplate and near-dup stages
+already do, so the pipeline's latency barely moves). The I/O-only path (``batched``) judges on arrival: it
+has no stage that waits, and its lists would have to be held whole.
+
 Shape (why it is batched): a key per hash would cost a keyed-state read per article, and on runners
 without a warm state cache (the local runner's worker processes; any runner for a hash never seen, which
 is nearly every hash) that read is a round trip to the runner: it was the largest cost of the I/O path.
 So hashes are spread over ``shards`` keys and articles travel in batches::
 
     Article ─ BatchByShard (per bundle: one batch per shard and window, in arrival order)
-            ─> [shard] DropExactCopies: per batch one version read; the batch's new first copies are
-               appended to the shard's state as one chunk (pipeline.dedup.Chunk) and the version rewritten
-            ─> each article, at its own element timestamp, to "articles" or "duplicates"
+            ─> [shard] DropExactCopies: per batch (ordered: per release of waiting articles) one version
+               read; the new first copies are appended to the shard's state as one chunk
+               (pipeline.dedup.Chunk) and the version rewritten
+            ─> each article to "articles" or "duplicates", at its own element timestamp (ordered: at its
+               release step's)
 
 Per shard the state is a bag of chunks plus a version token (a random number rewritten with every
 append). A worker keeps an in-memory index of the shards it served (:class:`pipeline.dedup.ShardIndex`)
@@ -48,9 +60,9 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.dedup import CHUNK_CODER, ShardIndex, shard_of
-from pipeline.records import Article, DeadLetter
-from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, cheap_state_cache_sizing,
-                                    element_micros, stage_dead_letter, typed)
+from pipeline.records import Article, ArticleCoder, DeadLetter
+from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, ReleaseSteps,
+                                    cheap_state_cache_sizing, element_micros, stage_dead_letter, typed)
 
 __all__ = ["ExactDedup", "event_time_ms"]
 
@@ -162,6 +174,13 @@ class _DropExactCopiesFn(beam.DoFn):
     def process(self, element: Tuple[str, _Batch], chunks=beam.DoFn.StateParam(CHUNKS),
                 version=beam.DoFn.StateParam(VERSION), expiry=beam.DoFn.TimerParam(EXPIRY), seeds=None):
         shard, batch = element
+        return self._check(shard, batch, chunks, version, expiry, seeds)
+
+    def _check(self, shard: str, batch: _Batch, chunks, version, expiry, seeds, *, stamp: bool = True) -> list:
+        """Judge ``batch`` in its order against the shard's index; the outputs.
+
+        ``stamp``: each kept article and duplicate goes out at its own element time (else at the time of
+        the call: a timer's)."""
         index = self._index(shard, chunks, version)
         self._in.inc(len(batch))
         out = []
@@ -180,10 +199,10 @@ class _DropExactCopiesFn(beam.DoFn):
                 dup["dedup"] = dict(article["dedup"], duplicate_of=seen.article_id, similarity=1.0,
                                     story_id=seen.article_id)
                 out.append(pvalue.TaggedOutput(
-                    DUPLICATES, beam.window.TimestampedValue(dup, Timestamp(micros=micros))))
+                    DUPLICATES, beam.window.TimestampedValue(dup, Timestamp(micros=micros)) if stamp else dup))
                 continue
             index.add(key, article["article_id"], t, micros // 1000)
-            kept.append(article if self._batched_output
+            kept.append(article if self._batched_output or not stamp
                         else beam.window.TimestampedValue(article, Timestamp(micros=micros)))
         if self._batched_output and kept:
             out.append(kept)  # at the batch's (earliest) time
@@ -203,6 +222,76 @@ class _DropExactCopiesFn(beam.DoFn):
             expiry.set(Timestamp(micros=(index.oldest_element_ms + self._horizon) * 1000))
 
 
+
+def _copy_order(micros: int, article: Article) -> tuple:
+    """Which of several copies is the first: (element time, topic, partition, offset)."""
+    origin = article.get("origin") or {}
+    return (micros, str(origin.get("topic") or ""), int(origin.get("partition") or 0),
+            int(origin.get("offset") or 0))
+
+
+# A waiting article: element micros, ArticleCoder bytes, its hash's warm-start seed (timers see no side input)
+_PENDING_CODER = coders.TupleCoder([
+    coders.VarIntCoder(), coders.BytesCoder(),
+    coders.NullableCoder(coders.TupleCoder([coders.StrUtf8Coder(), coders.VarIntCoder()]))])
+
+
+class _DropExactCopiesInOrderFn(_DropExactCopiesFn):
+    """:class:`_DropExactCopiesFn` judging in element-time order: the first copy survives, whatever order
+    partitions, bundles and workers deliver copies in.
+
+    Arriving articles wait in the shard's ``pending`` bag; a release timer per one-second step of element
+    time (:class:`ReleaseSteps`) judges, once the watermark passes it, every waiting article at or before it
+    in :func:`_copy_order`, and emits the kept ones and the duplicates at the step's time. An article that
+    arrives after its step was released (late data) waits for the next firing, which comes at once."""
+
+    PENDING = userstate.BagStateSpec("pending", _PENDING_CODER)
+    RELEASE = userstate.TimerSpec("exact_dedup_release", TimeDomain.WATERMARK)
+
+    def __init__(self, horizon_ms: int, expire_state: bool = True):
+        super().__init__(horizon_ms, expire_state, batched_output=False)
+        self._steps = ReleaseSteps()
+        self._coder = ArticleCoder()
+
+    def start_bundle(self):
+        self._steps.new_bundle()
+
+    def process(self, element: Tuple[str, _Batch], pending=beam.DoFn.StateParam(PENDING),
+                release=beam.DoFn.TimerParam(RELEASE), seeds=None):
+        shard, batch = element
+        for micros, article in batch:
+            seed = None
+            if seeds:
+                got = seeds.get((article.get("dedup") or {}).get("content_hash"))
+                seed = (got[0], got[1]) if got is not None else None
+            pending.add((micros, self._coder.encode(article), seed))
+            self._steps.arm(release, shard, micros)
+
+    @userstate.on_timer(RELEASE)
+    def on_release(self, key=beam.DoFn.KeyParam, fired=beam.DoFn.TimestampParam,
+                   pending=beam.DoFn.StateParam(PENDING), chunks=beam.DoFn.StateParam(_DropExactCopiesFn.CHUNKS),
+                   version=beam.DoFn.StateParam(_DropExactCopiesFn.VERSION),
+                   expiry=beam.DoFn.TimerParam(_DropExactCopiesFn.EXPIRY)):
+        self._steps.fired(key, fired)
+        now = int(fired.micros)
+        waiting = list(pending.read())
+        ready = [w for w in waiting if w[0] <= now]
+        if not ready:
+            return []  # an earlier firing released this step's articles
+        pending.clear()
+        for w in waiting:
+            if w[0] > now:
+                pending.add(w)
+        batch, seeds = [], {}
+        for micros, data, seed in ready:
+            article = self._coder.decode(data)
+            batch.append((micros, article))
+            if seed is not None:
+                seeds[article["dedup"]["content_hash"]] = seed
+        batch.sort(key=lambda ma: _copy_order(*ma))
+        return self._check(key, batch, chunks, version, expiry, seeds, stamp=False)
+
+
 class ExactDedup(beam.PTransform):
     """``PCollection[Article]`` -> ``{"articles", "duplicates", "dead_letters"}``.
 
@@ -219,10 +308,17 @@ class ExactDedup(beam.PTransform):
       max_batch: most articles per batch.
       batched: ``PCollection[List[Article]]`` in and, for "articles", out: one list per shard batch
         (see ``ReadFromKafka(batched=True)``); duplicates and dead letters stay single.
+      ordered: judge copies in element-time order (the first copy survives: earliest Kafka time, then
+        topic, partition, offset), waiting for the watermark as the boilerplate and near-dup stages do, so
+        the outcome does not depend on how partitions, bundles or workers interleave; articles then leave
+        at the end of their one-second release step. Else (the default with ``batched``, the I/O path
+        with no later stage that waits) copies are judged as they arrive and the first to arrive survives.
+        None: ``not batched``.
     """
 
     def __init__(self, *, horizon_seconds: float = 7 * 24 * 3600, seeds: beam.PCollection | None = None,
-                 expire_state: bool = True, shards: int = 32, max_batch: int = 500, batched: bool = False):
+                 expire_state: bool = True, shards: int = 32, max_batch: int = 500, batched: bool = False,
+                 ordered: bool | None = None):
         super().__init__()
         if horizon_seconds <= 0:
             raise ValueError(f"horizon_seconds must be positive, got {horizon_seconds!r}")
@@ -234,6 +330,9 @@ class ExactDedup(beam.PTransform):
         self._shards = shards
         self._max_batch = max_batch
         self._batched = batched
+        self._ordered = (not batched) if ordered is None else bool(ordered)
+        if self._ordered and batched:
+            raise ValueError("ordered=True needs batched=False: lists are judged as they arrive")
 
     def expand(self, articles):
         side = {"seeds": beam.pvalue.AsDict(self._seeds)} if self._seeds is not None else {}
@@ -242,7 +341,8 @@ class ExactDedup(beam.PTransform):
             | "BatchByShard" >> beam.ParDo(_BatchByShardFn(self._shards, self._max_batch, self._batched))
             .with_output_types(Tuple[str, _Batch])
             | "DropExactCopies" >> beam.ParDo(
-                _DropExactCopiesFn(self._horizon_ms, self._expire_state, self._batched), **side)
+                _DropExactCopiesInOrderFn(self._horizon_ms, self._expire_state) if self._ordered
+                else _DropExactCopiesFn(self._horizon_ms, self._expire_state, self._batched), **side)
             .with_output_types(List[Article] if self._batched else Article)
             .with_outputs(DUPLICATES, DEAD_LETTERS, main=ARTICLES)
         )

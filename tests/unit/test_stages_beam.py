@@ -64,6 +64,31 @@ def test_exact_dedup_drops_copies_within_horizon_and_keeps_updates_and_old_repri
                     equal_to([("a", "a"), ("b", "a")]), label="dups")
 
 
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_ordered_exact_dedup_keeps_the_earliest_copy_whatever_the_arrival_order(reverse):
+    # three copies of one article and one of another: by element time, then partition, then offset, the
+    # first copy is (partition 1, offset 7) at t0; a copy at t0 on partition 2 and one a second later lose
+    same, other = _article("a", "Same text."), _article("b", "Other text.")
+    t0 = 1_700_000_000
+    recs = [TimestampedValue(_rec(3, same, partition=0), t0 + 1), TimestampedValue(_rec(9, same, partition=2), t0),
+            TimestampedValue(_rec(7, same, partition=1), t0), TimestampedValue(_rec(4, other, partition=0), t0 + 2)]
+    with TestPipeline() as p:
+        parsed = (p | beam.Create(recs[::-1] if reverse else recs).with_output_types(KafkaRecord)
+                  | ParseArticles())
+        res = parsed[ARTICLES] | ExactDedup(horizon_seconds=3600, ordered=True)
+
+        def where(a):
+            return a["article_id"], a["origin"]["partition"], a["origin"]["offset"]
+
+        assert_that(res[ARTICLES] | beam.Map(where), equal_to([("a", 1, 7), ("b", 0, 4)]), label="kept")
+        assert_that(res[DUPLICATES] | "dup origins" >> beam.Map(where), equal_to([("a", 2, 9), ("a", 0, 3)]), label="dups")
+
+
+def test_exact_dedup_ordered_needs_single_articles():
+    with pytest.raises(ValueError, match="ordered=True needs batched=False"):
+        ExactDedup(batched=True, ordered=True)
+
 def test_stage_graph_without_io_accounts_for_every_record():
     config = Config.from_options(PipelineOptions([
         "--bootstrap-servers", "unused:9092", "--input-topic", "raw", "--output-topic", "out",
