@@ -29,22 +29,24 @@ def _args(bs, names, *extra):
 
 
 class _Feeder(threading.Thread):
-    """Produces ``batches`` batches of articles, each once the previous one has been acknowledged."""
+    """Produces batches of articles, one each 0.4 s once the previous one is acknowledged, until ``stop`` is
+    set (at most ``max_batches``): a live stream for as long as the test needs one, not a fixed 16 s."""
 
-    def __init__(self, bs, topic, batches, per_batch, tag):
+    def __init__(self, bs, topic, max_batches, per_batch, tag):
         super().__init__(daemon=True)
-        self.bs, self.topic, self.batches, self.per_batch, self.tag = bs, topic, batches, per_batch, tag
+        self.bs, self.topic, self.max_batches, self.per_batch, self.tag = bs, topic, max_batches, per_batch, tag
         self.sent = 0
-        self.pace = threading.Event()
+        self.stop = threading.Event()
         self.error = None
 
     def run(self):
         try:
-            for b in range(self.batches):
+            for b in range(self.max_batches):
                 values = [article(b * self.per_batch + i, self.tag) for i in range(self.per_batch)]
                 produce(self.bs, self.topic, values)
                 self.sent += len(values)
-                self.pace.wait(0.4)  # offered rate: one batch per 0.4 s (an Event nobody sets: a rate limiter)
+                if self.stop.wait(0.4):  # offered rate: one batch per 0.4 s, until told to stop
+                    return
         except Exception as exc:  # noqa: BLE001 - reported by the test
             self.error = exc
 
@@ -89,7 +91,8 @@ def _crash_and_restart(broker, names, tmp_path, *, warm: bool):
     produce(bs, names["output"], [])
     produce(bs, names["dead"], [], partitions=1)
     extra = ["--dedup-warm-start"] if warm else []
-    feeder = _Feeder(bs, names["input"], batches=40, per_batch=4, tag="live")
+    # fed until the uncommitted window has been caught (a slow machine may need more than a few rounds)
+    feeder = _Feeder(bs, names["input"], max_batches=400, per_batch=4, tag="live")
     acc = _Accounts(bs, names)
     committed = Committed(bs, names["group"], names["input"])
     window: list = []
@@ -108,6 +111,10 @@ def _crash_and_restart(broker, names, tmp_path, *, warm: bool):
 
             try:
                 wait_until(written_not_committed, 90, "written records whose offsets are not committed", poll=0.01)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc} (attempt {attempt + 1}, {feeder.sent} articles fed, "
+                                     f"{len(acc.out_origins)} written); the pipeline's log ends:\n"
+                                     f"{proc.log()[-3000:]}") from None
             finally:
                 proc.kill()
             kills += 1
@@ -117,6 +124,7 @@ def _crash_and_restart(broker, names, tmp_path, *, warm: bool):
             if window:
                 break
         assert window, "never caught a non-empty uncommitted window in 4 kills"
+        feeder.stop.set()
         feeder.join(120)
         assert feeder.error is None, feeder.error
         inputs = _input_origins(bs, names["input"])
@@ -156,7 +164,7 @@ def _crash_and_restart(broker, names, tmp_path, *, warm: bool):
             assert len({o[1] for o in acc.out_origins if o[0] == origin}) == 1
         return window_origins, set(duplicated)
     finally:
-        feeder.pace.set()
+        feeder.stop.set()
         acc.close()
         committed.close()
 
