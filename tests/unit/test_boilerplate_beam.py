@@ -257,31 +257,36 @@ class _NoTimer:
         pass
 
 
-def test_state_reads_once_per_bundle_and_release_marks_are_appended_unread():
+def test_state_is_never_read_on_arrival_and_read_once_per_release_bundle():
     from apache_beam.utils.timestamp import Timestamp
 
     from pipeline.stages.boilerplate import _StripFn
 
     fn = _StripFn(rules_path=None, min_articles=2, max_paragraphs=100, horizon_ms=30 * 86_400_000)
     fn.setup()
-    held, released = _CountedBag(), _CountedBag()
+    held = _CountedBag()
     arts = [_article(i, _body(i, repeated=True)) for i in range(3)]
     fn.start_bundle()
     for i, a in enumerate(arts):
-        assert list(fn.process(("Harbor Post", a), timestamp=Timestamp(seconds=10 + i), held=held,
-                               released=released, release=_NoTimer())) == []
-    assert (held.reads, released.reads, len(held.items)) == (0, 1, 3)  # arrivals appended unread
+        assert fn.process(("Harbor Post", a), timestamp=Timestamp(seconds=10 + i), held=held,
+                          release=_NoTimer()) is None  # nothing out before the watermark
+    assert (held.reads, len(held.items)) == (0, 3)  # arrivals appended unread
     fn.start_bundle()
-    out = list(fn.on_release(key="Harbor Post", fired=Timestamp(seconds=20), held=held, released=released))
+    out = list(fn.on_release(key="Harbor Post", fired=Timestamp(seconds=20), held=held))
     assert [a["article_id"] for a in out] == ["a0", "a1", "a2"]
     assert out[2]["boilerplate"] and REPEATED in out[2]["boilerplate"][0]["text"] + out[2]["boilerplate"][-1]["text"]
-    assert (held.reads, released.reads) == (1, 1)  # one read of the bag; the mark appended without a read
-    assert [t for t, _ in held.items] == [0] and released.items == [20_000_000]  # only the memory is left
-    # many release marks: the next read keeps only the largest
-    released.items += list(range(30))
+    assert held.reads == 1
+    # left: the memory and the release mark (20 s), no article
+    assert sorted(t for t, _ in held.items) == [-1 - 20_000_000, 0]
+    # an article at 15 s arrives after the release at 20 s: appended unread, judged at its (due) timer,
+    # late, against the memory the others left
     fn.start_bundle()
     late = _article(9, _body(9, repeated=True))
-    got = list(fn.process(("Harbor Post", late), timestamp=Timestamp(seconds=15), held=held, released=released,
-                          release=_NoTimer()))
-    assert released.items == [20_000_000] and [a["article_id"] for a in got] == ["a9"]  # late: judged at once
-    assert any(REPEATED in s["text"] for s in got[0]["boilerplate"])  # against the memory the others left
+    assert fn.process(("Harbor Post", late), timestamp=Timestamp(seconds=15), held=held,
+                      release=_NoTimer()) is None
+    assert held.reads == 1
+    fn.start_bundle()
+    got = list(fn.on_release(key="Harbor Post", fired=Timestamp(seconds=15), held=held))
+    assert [a["article_id"] for a in got] == ["a9"] and held.reads == 2
+    assert any(REPEATED in s["text"] for s in got[0]["boilerplate"])
+    assert sorted(t for t, _ in held.items) == [-1 - 20_000_000, 0]  # the mark stays the latest
