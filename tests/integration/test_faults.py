@@ -55,8 +55,10 @@ class _Accounts:
     """Decoded sink and dead-letter topics, incrementally."""
 
     def __init__(self, bs, names):
-        self.out = Tail(bs, names["output"])
-        self.dead = Tail(bs, names["dead"])
+        # fetches answered within 20 ms, not the default 500: a record must be seen soon after it is written to
+        # be seen before its offsets are committed
+        self.out = Tail(bs, names["output"], fetch_max_wait_ms=20)
+        self.dead = Tail(bs, names["dead"], fetch_max_wait_ms=20)
         self._out_seen = 0
         self._dead_seen = 0
         self.out_origins: list = []
@@ -105,8 +107,12 @@ def _crash_and_restart(broker, names, tmp_path, *, warm: bool):
             proc = Pipeline(_args(bs, names, *extra), tmp_path / f"run-{attempt}.log")
 
             def written_not_committed():
-                acc.poll()
+                # committed offsets first, then the sink: a record read after an offset read that does not
+                # cover it was written before that commit was seen. (The other order needs the record to be
+                # fetched inside the short flush-to-commit window.) If the commit lands just before the kill,
+                # the window found below is empty and the loop starts the pipeline again.
                 c = committed.now()
+                acc.poll()
                 return [o for o in acc.out_origins if o[0][1] >= c.get(o[0][0], 0)]
 
             try:
