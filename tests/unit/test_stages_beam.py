@@ -135,3 +135,32 @@ def test_batched_stage_graph_keeps_lists_and_accounts_for_every_record():
                 out.duplicates | "dup offsets" >> beam.Map(lambda a: a["_ack"]["offset"]),
                 out.dead_letters | "dead offsets" >> beam.Map(lambda d: d["_ack"]["offset"])) | beam.Flatten()
         assert_that(acks, equal_to(list(range(6))), label="acks")
+
+
+def test_ordered_exact_dedup_judges_a_late_copy_when_it_comes_and_loses_nothing():
+    # The copy at t0 arrives after the watermark passed t0 + 10: the copy at t0 + 5 was already judged the
+    # first. The late one waits for its own step's timer, which is behind the watermark and fires at once:
+    # it is judged then (a duplicate of the copy that went out), not held forever and not lost.
+    from apache_beam.options.pipeline_options import StandardOptions
+    from apache_beam.testing.test_stream import TestStream
+
+    same, other = _article("a", "Same text."), _article("b", "Other text.")
+    t0 = 1_700_000_000
+    stream = (TestStream(coder=beam.coders.registry.get_coder(KafkaRecord))
+              .advance_watermark_to(t0 - 1)
+              .add_elements([TimestampedValue(_rec(5, same, partition=1), t0 + 5),
+                             TimestampedValue(_rec(6, other, partition=1), t0 + 6)])
+              .advance_watermark_to(t0 + 10)
+              .add_elements([TimestampedValue(_rec(2, same, partition=0), t0)])
+              .advance_watermark_to_infinity())
+    options = PipelineOptions()
+    options.view_as(StandardOptions).streaming = True
+    with TestPipeline(options=options) as p:
+        parsed = p | stream | ParseArticles()
+        res = parsed[ARTICLES] | ExactDedup(horizon_seconds=3600, ordered=True)
+
+        def where(a):
+            return a["article_id"], a["origin"]["partition"], a["origin"]["offset"]
+
+        assert_that(res[ARTICLES] | beam.Map(where), equal_to([("a", 1, 5), ("b", 1, 6)]), label="kept")
+        assert_that(res[DUPLICATES] | "dup origins" >> beam.Map(where), equal_to([("a", 0, 2)]), label="dups")
