@@ -16,7 +16,8 @@ Determinism under replay: the memory's verdicts depend on the order in which a p
 judged, so that order is made a function of the articles alone, not of how Kafka partitions interleave,
 bundle sizes or worker count (the way :mod:`pipeline.stages.neardup` orders its band shards). An arriving
 article is appended to the key's bag (ArticleCoder bytes, next to the memory) and an event-time timer is set at its
-element timestamp (the Kafka timestamp); when the watermark passes it, every buffered article whose
+element timestamp (the Kafka timestamp; in the full pipeline rounded up to its second, the release step
+of exact dedup before this stage); when the watermark passes it, every buffered article whose
 element time is at or before the fired time is judged, in (element time, event time = ``published_at``
 else Kafka time else ingestion time, article id, topic, partition, offset) order, against the memory,
 which is read once and written once per release. The timer always sits at the earliest pending time, so
