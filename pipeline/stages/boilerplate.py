@@ -38,10 +38,10 @@ Timeline (publisher P; element times = Kafka times; W = watermark)::
 Had a, b, c come in any other order, or in other bundles or on other workers, the memory would have
 judged a, c, b all the same. Late articles: an article that arrives after the watermark has passed its
 Kafka timestamp is not held back: its release timer is behind the watermark and fires at once, so it is
-cut against the publisher's memory as it then stands and counted in ``boilerplate_late``, so its own cuts (and what the memory learns from it) can differ from a
-replay in which it was on time; articles already emitted are never revised. (An article is taken as late
-when a release at or after its element time had already fired for its publisher; arrivals are never read
-on arrival, so this is told at its release.)
+cut against the publisher's memory as it then stands and counted in ``boilerplate_late``; its own cuts
+(and what the memory learns from it) can differ from a replay in which it was on time; articles already
+emitted are never revised. (An article is taken as late when a release at or after its element time had
+already fired for its publisher; arrivals are never read on arrival, so this is told at its release.)
 
 Cost: an article waits until the watermark passes its Kafka timestamp (the near-dup stage waits for the
 same); state per publisher is the memory plus the articles not yet released. On the local runner each
@@ -183,9 +183,8 @@ class _StripFn(beam.DoFn):
                     h.pending.append((t - 1, data))
                 elif t == 0:
                     h.memory = data
-                else:
-                    mark = -1 - t
-                    h.released = mark if h.released is None else max(h.released, mark)
+                else:  # the one release mark (_rewrite writes at most one)
+                    h.released = -1 - t
         return h
 
     @staticmethod

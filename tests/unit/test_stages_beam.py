@@ -82,7 +82,8 @@ def test_ordered_exact_dedup_keeps_the_earliest_copy_whatever_the_arrival_order(
             return a["article_id"], a["origin"]["partition"], a["origin"]["offset"]
 
         assert_that(res[ARTICLES] | beam.Map(where), equal_to([("a", 1, 7), ("b", 0, 4)]), label="kept")
-        assert_that(res[DUPLICATES] | "dup origins" >> beam.Map(where), equal_to([("a", 2, 9), ("a", 0, 3)]), label="dups")
+        assert_that(res[DUPLICATES] | "dup origins" >> beam.Map(where), equal_to([("a", 2, 9), ("a", 0, 3)]),
+                    label="dups")
 
 
 def test_exact_dedup_ordered_needs_single_articles():
