@@ -29,6 +29,7 @@ from apache_beam.coders.coders import FastCoder
 
 from pipeline import __version__
 from pipeline.avro import DEAD_LETTER, ENRICHED_ARTICLE, schema_json
+from pipeline.text import content_hash, sha256_hex
 
 __all__ = [
     "Header",
@@ -725,8 +726,6 @@ def _origin(rec: KafkaRecord) -> dict:
 
 def new_article(rec: KafkaRecord, *, article_id: str, raw_body: str, ingested_at: int, **fields: Any) -> Article:
     """A fresh Article for a parsed record: every stage field present and empty."""
-    from pipeline.text import content_hash, sha256_hex
-
     art = Article(
         article_id=article_id,
         publisher=fields.get("publisher"),

@@ -48,6 +48,8 @@ def test_missing_id_is_derived_stably_from_url_else_content():
     (b"[1, 2]", "WrongShape"),
     (b'{"body": 3}', "WrongFieldType"),
     (b'{"body": "   "}', "MissingBody"),
+    (b'{"body": "\\u00a0\\u2003\\n\\t"}', "MissingBody"),  # Unicode spaces are blank too
+    (b'{"body": " ", "html": " \\n "}', "MissingBody"),
     (b'{"title": "only"}', "MissingBody"),
     (b'{"body": "nul\\u0000byte"}', "BinaryBody"),
     (b"[" * 100000 + b"]" * 100000, "InvalidJson"),
@@ -78,6 +80,13 @@ def test_bad_date_is_flagged_not_rejected():
 def test_html_body_is_turned_into_text_by_the_given_extractor():
     f = parse_value(_msg(html="<p>Hello</p><p>World</p>"), html_to_text=lambda h: "Hello\nWorld")
     assert f.raw_body == "Hello\nWorld" and "html_extracted" in f.flags
+    # a blank body (any whitespace) gives way to the html; a body that is HTML is read as html
+    f = parse_value(_msg(body=" \u00a0\n", html="<p>Hi</p>"), html_to_text=lambda h: "Hi")
+    assert f.raw_body == "Hi" and "html_extracted" in f.flags
+    f = parse_value(_msg(body="  <div><p>A</p></div>"), html_to_text=lambda h: "A")
+    assert f.raw_body == "A" and "html_extracted" in f.flags
+    f = parse_value(_msg(body="x" * 150 + "<p>a</p><p>b</p>"), html_to_text=lambda h: "no")
+    assert f.raw_body.startswith("x") and "html_extracted" not in f.flags  # not HTML at the start
 
 
 @settings(max_examples=300, deadline=None)
