@@ -81,3 +81,22 @@ def test_expansion_service_reaches_the_config():
 ])
 def test_local_workers_counts_the_processes_the_local_runner_deals_work_to(args, workers):
     assert _config(*args).local_workers == workers
+
+
+def test_run_options_build_each_view_once_and_share_its_values():
+    import copy
+
+    from apache_beam.options.pipeline_options import StandardOptions, TypeOptions
+
+    from pipeline.run import _OptionViews
+
+    o = _OptionViews(["--runner=FnApiRunner", "--bootstrap-servers=x:1", "--no_pipeline_type_check"])
+    assert o.view_as(TypeOptions) is o.view_as(TypeOptions)  # built once
+    assert o.view_as(TypeOptions).pipeline_type_check is False
+    o.view_as(StandardOptions).streaming = True  # a value set through one view is every view's
+    assert o.view_as(StandardOptions).streaming and o.get_all_options()["streaming"]
+    # beam.Pipeline deep-copies its options: the copy's views are the copy's own
+    c = copy.deepcopy(o)
+    c.view_as(StandardOptions).runner = None
+    assert c.view_as(StandardOptions).runner is None and o.view_as(StandardOptions).runner == "FnApiRunner"
+    assert c.view_as(StandardOptions).streaming
