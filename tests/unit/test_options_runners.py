@@ -100,3 +100,24 @@ def test_run_options_build_each_view_once_and_share_its_values():
     c.view_as(StandardOptions).runner = None
     assert c.view_as(StandardOptions).runner is None and o.view_as(StandardOptions).runner == "FnApiRunner"
     assert c.view_as(StandardOptions).streaming
+
+
+def test_short_sampler_ticks_lower_the_default_period_for_the_run_only():
+    from apache_beam.runners.worker import statesampler
+    from apache_beam.utils.counters import CounterFactory
+
+    from pipeline import run
+
+    before = statesampler.StateSampler("t", CounterFactory()).sampling_period_ms
+    with run._short_sampler_ticks():
+        assert statesampler.StateSampler("t", CounterFactory()).sampling_period_ms == run._SAMPLER_PERIOD_MS < before
+    assert statesampler.StateSampler("t", CounterFactory()).sampling_period_ms == before
+    # a signature it was not written for is left alone
+    init = statesampler.StateSampler.__init__
+    saved = init.__defaults__
+    init.__defaults__ = (150,)
+    try:
+        with run._short_sampler_ticks():
+            assert statesampler.StateSampler("t", CounterFactory()).sampling_period_ms == 150
+    finally:
+        init.__defaults__ = saved
