@@ -65,6 +65,7 @@ def build_stages(records: beam.PCollection, config: Config, *,
     if batched and config.per_article_stages:
         raise ValueError("batched stages need boilerplate, near-dedup and NLP off (Config.batched_io)")
     dead, dups = [], []
+    batch = config.bounded and not config.streaming  # a replay run as a batch job: every input is there
     parsed = records | "ParseArticles" >> ParseArticles(
         limits=config.limits, schema_registry_url=config.schema_registry_url,
         registry_config=config.registry_config, batched=batched)
@@ -78,9 +79,16 @@ def build_stages(records: beam.PCollection, config: Config, *,
     if config.boilerplate:
         from pipeline.stages.boilerplate import StripBoilerplate
 
-        res = articles | "StripBoilerplate" >> StripBoilerplate(rules_path=config.boilerplate_rules)
+        # a bounded batch job groups each publisher's articles (no keyed state: split over workers by key)
+        res = articles | "StripBoilerplate" >> StripBoilerplate(rules_path=config.boilerplate_rules,
+                                                                grouped=batch)
         dead.append(res[DEAD_LETTERS])
         articles = res[ARTICLES]
+        if batch and config.near_dedup:
+            # a fusion break: without it the grouped stripping is fused into near-dup's keyed-state stage,
+            # which a local runner runs on one worker
+            articles = articles | "SpreadAfterBoilerplate" >> beam.Reshuffle()
+            articles.element_type = Article
     if config.near_dedup:
         from pipeline.stages.neardup import NearDuplicates
 

@@ -7,6 +7,10 @@ A thin Beam shell over :mod:`pipeline.boilerplate` (pure Python). Architecture::
                         buffered until an event-time timer releases them in order
              --> {"articles": cleaned copies, "dead_letters": failures}
 
+    bounded batch jobs (``grouped=True``; the builder's choice for replays):
+    articles --KeyByPublisher--> (publisher, (element micros, Article)) --GroupByPublisher-->
+             --Strip--> the same judging, in the order and at the times the release timers would give
+
 Per article the DoFn runs the rules and cue layers, consults the publisher's memory, then observes the
 article's paragraphs into it, and writes ``body`` (clean), ``boilerplate`` (removed spans with raw
 offsets) and ``flags`` into a copy of the article. ``clean == cut_spans(raw, spans)``, so later stages map
@@ -58,6 +62,7 @@ Usage::
 
 from __future__ import annotations
 
+import itertools
 import logging
 import typing
 from pathlib import Path
@@ -67,12 +72,13 @@ import apache_beam as beam
 from apache_beam import coders, pvalue
 from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.boilerplate import ALL_BOILERPLATE, PublisherMemory, load_rules, strip
 from pipeline.boilerplate.memory import DAY_MS
 from pipeline.records import Article, ArticleCoder, DeadLetter
 from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, METRICS_NAMESPACE, cheap_state_cache_sizing,
-                                    element_micros, ReleaseSteps,
+                                    element_micros, release_time, ReleaseSteps,
                                     stage_dead_letter, typed)
 from pipeline.stages.dedup import event_time_ms
 
@@ -282,6 +288,40 @@ class _StripFn(beam.DoFn):
         return mem
 
 
+class _StripGroupedFn(beam.DoFn):
+    """Batch execution: one publisher's articles, grouped, judged as the release timers would judge them.
+
+    The timers of :class:`_StripFn` release a publisher's articles one step at a time, each step sorted by
+    :func:`_order_key` and judged against the memory read from its stored bytes and written back after.
+    In a bounded job every article has arrived before the first timer fires, so the same order is the
+    sorted list cut into steps; each step is judged here by the same :meth:`_StripFn._judge`, the memory
+    going through its bytes between steps as it does through state, and each output leaves at its step's
+    time, the timer's. No keyed state: on the local runner a GroupByKey's consumers are split over the
+    workers by key (a stateful stage runs on one), and the 480 state round trips of a 300-article replay
+    are gone.
+    """
+
+    def __init__(self, judge: "_StripFn"):
+        super().__init__()
+        self._judge_fn = judge
+
+    def setup(self):
+        self._judge_fn.setup()
+
+    def process(self, element):
+        publisher, timed = element
+        items = sorted(timed, key=lambda mt: _order_key(mt[0], mt[1]))
+        self._judge_fn._in.inc(len(items))
+        h = _Held()
+        for step, group in itertools.groupby(items, key=lambda mt: release_time(mt[0])):
+            at = Timestamp(micros=step)
+            for out in self._judge_fn._judge(h, [article for _, article in group]):
+                if isinstance(out, pvalue.TaggedOutput):
+                    yield pvalue.TaggedOutput(out.tag, beam.window.TimestampedValue(out.value, at))
+                else:
+                    yield beam.window.TimestampedValue(out, at)
+
+
 class StripBoilerplate(beam.PTransform):
     """Strip boilerplate from ``PCollection[Article]``; returns ``{"articles", "dead_letters"}``.
 
@@ -292,11 +332,17 @@ class StripBoilerplate(beam.PTransform):
             articles of the publisher (>= 2, the current article included).
         max_paragraphs: cap on fingerprints remembered per publisher (least recently seen dropped first).
         horizon_days: event-time horizon after which an unseen fingerprint is forgotten.
+        grouped: judge each publisher's articles after a GroupByKey instead of through keyed state and
+            release timers: for a bounded batch job only (every article is there before any would be
+            released), where it gives the same cuts at the same element times (tests) and, having no keyed
+            state, is split over a local runner's workers by key.
     """
 
     def __init__(self, *, rules_path: str | Path | None = None, min_articles: int = 2,
-                 max_paragraphs: int = 5000, horizon_days: float = 30.0, label: str | None = None):
+                 max_paragraphs: int = 5000, horizon_days: float = 30.0, grouped: bool = False,
+                 label: str | None = None):
         super().__init__(label)
+        self._grouped = bool(grouped)
         if not isinstance(min_articles, int) or min_articles < 2:
             raise ValueError(f"min_articles must be an int >= 2, got {min_articles!r}")
         if not isinstance(max_paragraphs, int) or max_paragraphs < 1:
@@ -311,11 +357,25 @@ class StripBoilerplate(beam.PTransform):
         self._horizon_ms = int(horizon_days * DAY_MS)
 
     def expand(self, articles):
+        fn = _StripFn(rules_path=self._rules_path, min_articles=self._min_articles,
+                      max_paragraphs=self._max_paragraphs, horizon_ms=self._horizon_ms)
+        if self._grouped:
+            res = (articles
+                   | "KeyByPublisher" >> beam.ParDo(_KeyWithTimeFn())
+                   .with_output_types(typing.Tuple[str, typing.Tuple[int, Article]])
+                   | "GroupByPublisher" >> beam.GroupByKey()
+                   | "Strip" >> beam.ParDo(_StripGroupedFn(fn)).with_output_types(Article)
+                   .with_outputs(DEAD_LETTERS, main=ARTICLES))
+            return {ARTICLES: res[ARTICLES], DEAD_LETTERS: typed(res[DEAD_LETTERS], DeadLetter)}
         keyed = (articles
                  | "KeyByPublisher" >> beam.Map(lambda a: (a.get("publisher") or "", a))
                  .with_output_types(typing.Tuple[str, Article]))
-        res = keyed | "Strip" >> beam.ParDo(_StripFn(
-            rules_path=self._rules_path, min_articles=self._min_articles,
-            max_paragraphs=self._max_paragraphs, horizon_ms=self._horizon_ms,
-        )).with_output_types(Article).with_outputs(DEAD_LETTERS, main=ARTICLES)
+        res = keyed | "Strip" >> beam.ParDo(fn).with_output_types(Article).with_outputs(DEAD_LETTERS, main=ARTICLES)
         return {ARTICLES: res[ARTICLES], DEAD_LETTERS: typed(res[DEAD_LETTERS], DeadLetter)}
+
+
+class _KeyWithTimeFn(beam.DoFn):
+    """(publisher, (element micros, article)): a GroupByKey keeps no element times, the order needs them."""
+
+    def process(self, article, timestamp=beam.DoFn.TimestampParam):
+        yield (article.get("publisher") or "", (element_micros(timestamp), article))
