@@ -87,8 +87,7 @@ def build_stages(records: beam.PCollection, config: Config, *,
         if batch and config.near_dedup:
             # a fusion break: without it the grouped stripping is fused into near-dup's keyed-state stage,
             # which a local runner runs on one worker
-            articles = articles | "SpreadAfterBoilerplate" >> beam.Reshuffle()
-            articles.element_type = Article
+            articles = articles | "SpreadAfterBoilerplate" >> beam.Reshuffle().with_output_types(Article)
     if config.near_dedup:
         from pipeline.stages.neardup import NearDuplicates
 

@@ -138,7 +138,69 @@ class _Held:
         self.released: int | None = None  # micros
 
 
-class _StripFn(beam.DoFn):
+class _JudgeFn(beam.DoFn):
+    """What both forms of the stage share: the rules, the memory settings, the counters, and :meth:`_judge`,
+    which strips a publisher's articles in a given order against its memory."""
+
+    def __init__(self, *, rules_path: str | None, min_articles: int, max_paragraphs: int, horizon_ms: int):
+        super().__init__()
+        self._rules_path = rules_path
+        self._mem_params = {"min_articles": min_articles, "max_paragraphs": max_paragraphs,
+                            "horizon_ms": horizon_ms}
+        self._rules = None
+        self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "boilerplate_in")
+        self._out = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "boilerplate_out")
+        self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "boilerplate_failed")
+        self._spans = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "spans_removed")
+        self._all = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "all_boilerplate")
+
+    def setup(self):
+        self._rules = load_rules(self._rules_path)
+
+    def _judge(self, h: _Held, articles: list) -> Iterable:
+        """Strip ``articles`` in this order against the publisher's memory ``h.memory``, which is replaced
+        by what they leave (the caller writes it).
+
+        A failing article is dead-lettered and leaves the memory as if it had never been seen: the memory
+        is rebuilt from the stored bytes by replaying the articles before it that succeeded (rare, and the
+        pure core is deterministic, so the replay gives the same memory)."""
+        if self._rules is None:
+            self.setup()
+        stored = h.memory
+        mem = None
+        good: list = []
+        for article in articles:
+            try:
+                if mem is None:
+                    mem = PublisherMemory.from_bytes(stored, **self._mem_params)
+                out, n_spans, all_boiler = strip_article(article, mem, self._rules)
+            except Exception as exc:  # noqa: BLE001 - any failure of one record becomes a dead letter
+                self._failed.inc()
+                _LOGGER.warning("stage %s failed on article %s (%s: %s); dead-lettered",
+                                STAGE, article.get("article_id"), type(exc).__name__, exc)
+                yield pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(article, STAGE, exc))
+                mem = self._replay(stored, good)
+                continue
+            good.append(article)
+            self._out.inc()
+            self._spans.inc(n_spans)
+            if all_boiler:
+                self._all.inc()
+            yield out
+        if good and mem is not None:
+            h.memory = mem.to_bytes()
+
+    def _replay(self, stored: bytes | None, articles: list) -> PublisherMemory | None:
+        try:
+            mem = PublisherMemory.from_bytes(stored, **self._mem_params)
+        except Exception:  # noqa: BLE001 - unreadable stored memory: every article fails the same way
+            return None
+        for article in articles:
+            strip_article(article, mem, self._rules)
+        return mem
+
+
+class _StripFn(_JudgeFn):
     """Per publisher: buffer arriving articles, release them in event-time order when the watermark passes.
 
     State: ``publisher``, one bag of ``(0, memory)`` (the publisher's :class:`PublisherMemory` bytes),
@@ -156,25 +218,16 @@ class _StripFn(beam.DoFn):
     # id, and a second "release" family (near-dup's shards, int keys) made it decode our str-keyed timers
     # with the wrong coder (UnicodeDecodeError in _collect_written_timers).
 
-    def __init__(self, *, rules_path: str | None, min_articles: int, max_paragraphs: int, horizon_ms: int):
-        super().__init__()
-        self._rules_path = rules_path
-        self._mem_params = {"min_articles": min_articles, "max_paragraphs": max_paragraphs,
-                            "horizon_ms": horizon_ms}
-        self._rules = None
+    def __init__(self, **params):
+        super().__init__(**params)
         self._steps = ReleaseSteps()
         self._held: dict = {}
         self._coder = ArticleCoder()
-        self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "boilerplate_in")
-        self._out = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "boilerplate_out")
-        self._failed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "boilerplate_failed")
         self._late = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "boilerplate_late")
-        self._spans = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "spans_removed")
-        self._all = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "all_boilerplate")
 
     def setup(self):
         cheap_state_cache_sizing()
-        self._rules = load_rules(self._rules_path)
+        super().setup()
 
     def start_bundle(self):
         self._steps.new_bundle()
@@ -245,77 +298,28 @@ class _StripFn(beam.DoFn):
         yield from self._judge(h, [a for _, a in batch])
         self._rewrite(held, h)
 
-    def _judge(self, h: _Held, articles: list) -> Iterable:
-        """Strip ``articles`` in this order against the publisher's memory ``h.memory``, which is replaced
-        by what they leave (the caller writes it).
 
-        A failing article is dead-lettered and leaves the memory as if it had never been seen: the memory
-        is rebuilt from the stored bytes by replaying the articles before it that succeeded (rare, and the
-        pure core is deterministic, so the replay gives the same memory)."""
-        if self._rules is None:
-            self.setup()
-        stored = h.memory
-        mem = None
-        good: list = []
-        for article in articles:
-            try:
-                if mem is None:
-                    mem = PublisherMemory.from_bytes(stored, **self._mem_params)
-                out, n_spans, all_boiler = strip_article(article, mem, self._rules)
-            except Exception as exc:  # noqa: BLE001 - any failure of one record becomes a dead letter
-                self._failed.inc()
-                _LOGGER.warning("stage %s failed on article %s (%s: %s); dead-lettered",
-                                STAGE, article.get("article_id"), type(exc).__name__, exc)
-                yield pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(article, STAGE, exc))
-                mem = self._replay(stored, good)
-                continue
-            good.append(article)
-            self._out.inc()
-            self._spans.inc(n_spans)
-            if all_boiler:
-                self._all.inc()
-            yield out
-        if good and mem is not None:
-            h.memory = mem.to_bytes()
-
-    def _replay(self, stored: bytes | None, articles: list) -> PublisherMemory | None:
-        try:
-            mem = PublisherMemory.from_bytes(stored, **self._mem_params)
-        except Exception:  # noqa: BLE001 - unreadable stored memory: every article fails the same way
-            return None
-        for article in articles:
-            strip_article(article, mem, self._rules)
-        return mem
-
-
-class _StripGroupedFn(beam.DoFn):
+class _StripGroupedFn(_JudgeFn):
     """Batch execution: one publisher's articles, grouped, judged as the release timers would judge them.
 
     The timers of :class:`_StripFn` release a publisher's articles one step at a time, each step sorted by
     :func:`_order_key` and judged against the memory read from its stored bytes and written back after.
     In a bounded job every article has arrived before the first timer fires, so the same order is the
-    sorted list cut into steps; each step is judged here by the same :meth:`_StripFn._judge`, the memory
+    sorted list cut into steps; each step is judged here by the same :meth:`_JudgeFn._judge`, the memory
     going through its bytes between steps as it does through state, and each output leaves at its step's
     time, the timer's. No keyed state: on the local runner a GroupByKey's consumers are split over the
     workers by key (a stateful stage runs on one), and the 480 state round trips of a 300-article replay
     are gone.
     """
 
-    def __init__(self, judge: "_StripFn"):
-        super().__init__()
-        self._judge_fn = judge
-
-    def setup(self):
-        self._judge_fn.setup()
-
     def process(self, element):
         publisher, timed = element
         items = sorted(timed, key=lambda mt: _order_key(mt[0], mt[1]))
-        self._judge_fn._in.inc(len(items))
+        self._in.inc(len(items))
         h = _Held()
         for step, group in itertools.groupby(items, key=lambda mt: release_time(mt[0])):
             at = Timestamp(micros=step)
-            for out in self._judge_fn._judge(h, [article for _, article in group]):
+            for out in self._judge(h, [article for _, article in group]):
                 if isinstance(out, pvalue.TaggedOutput):
                     yield pvalue.TaggedOutput(out.tag, beam.window.TimestampedValue(out.value, at))
                 else:
@@ -357,25 +361,30 @@ class StripBoilerplate(beam.PTransform):
         self._horizon_ms = int(horizon_days * DAY_MS)
 
     def expand(self, articles):
-        fn = _StripFn(rules_path=self._rules_path, min_articles=self._min_articles,
-                      max_paragraphs=self._max_paragraphs, horizon_ms=self._horizon_ms)
+        params = {"rules_path": self._rules_path, "min_articles": self._min_articles,
+                  "max_paragraphs": self._max_paragraphs, "horizon_ms": self._horizon_ms}
         if self._grouped:
-            res = (articles
-                   | "KeyByPublisher" >> beam.ParDo(_KeyWithTimeFn())
-                   .with_output_types(typing.Tuple[str, typing.Tuple[int, Article]])
-                   | "GroupByPublisher" >> beam.GroupByKey()
-                   | "Strip" >> beam.ParDo(_StripGroupedFn(fn)).with_output_types(Article)
-                   .with_outputs(DEAD_LETTERS, main=ARTICLES))
-            return {ARTICLES: res[ARTICLES], DEAD_LETTERS: typed(res[DEAD_LETTERS], DeadLetter)}
-        keyed = (articles
-                 | "KeyByPublisher" >> beam.Map(lambda a: (a.get("publisher") or "", a))
-                 .with_output_types(typing.Tuple[str, Article]))
-        res = keyed | "Strip" >> beam.ParDo(fn).with_output_types(Article).with_outputs(DEAD_LETTERS, main=ARTICLES)
+            grouped = (articles
+                       | "KeyByPublisher" >> beam.ParDo(_KeyWithTimeFn())
+                       .with_output_types(typing.Tuple[str, typing.Tuple[int, Article]])
+                       | "GroupByPublisher" >> beam.GroupByKey())
+            fn = _StripGroupedFn(**params)
+        else:
+            grouped = (articles
+                       | "KeyByPublisher" >> beam.Map(lambda a: (_publisher(a), a))
+                       .with_output_types(typing.Tuple[str, Article]))
+            fn = _StripFn(**params)
+        res = grouped | "Strip" >> beam.ParDo(fn).with_output_types(Article).with_outputs(DEAD_LETTERS, main=ARTICLES)
         return {ARTICLES: res[ARTICLES], DEAD_LETTERS: typed(res[DEAD_LETTERS], DeadLetter)}
+
+
+def _publisher(article: Article) -> str:
+    """The stage's key: the article's publisher ("" when it has none)."""
+    return article.get("publisher") or ""
 
 
 class _KeyWithTimeFn(beam.DoFn):
     """(publisher, (element micros, article)): a GroupByKey keeps no element times, the order needs them."""
 
     def process(self, article, timestamp=beam.DoFn.TimestampParam):
-        yield (article.get("publisher") or "", (element_micros(timestamp), article))
+        yield (_publisher(article), (element_micros(timestamp), article))
