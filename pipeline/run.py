@@ -7,8 +7,6 @@ should not depend on the network. ``--runner`` picks any other runner (Dataflow,
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import signal
 import time
@@ -19,6 +17,7 @@ import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions
 
+from pipeline import tuning
 from pipeline.builder import build_pipeline
 from pipeline.options import Config
 from pipeline.stages.common import METRICS_NAMESPACE
@@ -115,45 +114,6 @@ def _in_process(options: PipelineOptions) -> bool:
     return _is_local(options) and options.view_as(DirectOptions).direct_running_mode in (None, "in_memory")
 
 
-#: gen-0 collection threshold while an in-process run runs (see _run_once).
-_RUN_GC_THRESHOLD = 100_000
-
-#: Longest tick of Beam's state sampler while an in-process run runs (see _short_sampler_ticks).
-_SAMPLER_PERIOD_MS = 5
-
-
-@contextlib.contextmanager
-def _short_sampler_ticks():
-    """Cap the state sampler's tick at :data:`_SAMPLER_PERIOD_MS` for bundles started inside.
-
-    Every bundle of the Python SDK starts a state-sampler thread and stops it at the bundle's end by
-    joining it; the thread sleeps in ticks that grow from 2 ms to 200 ms (``statesampler_fast.pyx``, Beam
-    2.77; the ramp is apache/beam#5466), so each bundle ends by waiting out half a tick: ~0.2 s of a
-    20,000-article in-process replay, and no option sets the period. The bundle processor builds its
-    sampler with the class's default period, so that default is lowered for the run and restored after;
-    the sampler only times steps for Beam's msec counters (finer ticks time them more finely; a tick is a
-    lock and a few additions, 200 a second at 5 ms). Ten alternating 20,000-article runs each: 2.54 s
-    with 200 ms ticks vs 2.37 s with 20 ms; 2.48 s with 20 ms vs 2.36 s with 5 ms. Applied only when the
-    signature is the one this was written for; otherwise the run goes on untouched.
-    """
-    try:
-        from apache_beam.runners.worker import statesampler
-
-        init = statesampler.StateSampler.__init__
-        defaults = init.__defaults__
-        expected = (statesampler.DEFAULT_SAMPLING_PERIOD_MS,)
-    except (ImportError, AttributeError):
-        defaults = expected = None
-    if defaults is None or defaults != expected:
-        yield
-        return
-    init.__defaults__ = (min(_SAMPLER_PERIOD_MS, expected[0]),)
-    try:
-        yield
-    finally:
-        init.__defaults__ = defaults
-
-
 def _run_once(options: PipelineOptions, config: Config, known_seeds: Optional[list] = None, *,
               keep_producers: bool = False) -> dict:
     """Build and run one pipeline for ``config``; its counters.
@@ -166,29 +126,14 @@ def _run_once(options: PipelineOptions, config: Config, known_seeds: Optional[li
     in_process = _in_process(options)
     if config.kafka_io == KafkaIO.NATIVE and in_process:
         warm_producer(config.producer_config)  # its producer id is fetched while the graph is built
-    p, _label = make_pipeline(options)
-    build_pipeline(p, config, known_seeds=known_seeds)
-    thresholds = gc.get_threshold()
-    if in_process:
-        # The run allocates many short-lived objects; every full collection would also walk the whole
-        # start-up heap (Beam, spaCy, the caller's data). Freezing it leaves them out: ~10 % of a
-        # 20,000-article replay without NLP (bench/bench_io.py). Unfrozen after the run.
-        gc.freeze()
-        # Nearly everything a run allocates is freed by reference counting (records, dicts, lists: no
-        # cycles), yet the default gen-0 threshold (700 net allocations) ran ~420 young, ~35 middle and
-        # 3 full collections per 20,000-article replay: 0.15-0.2 s of 2.3-2.9 s, timed with gc.callbacks.
-        # With this threshold such a replay runs none (it ends ~30,000 net allocations up); a longer one
-        # collects every 100,000. The usual thresholds, and with them the collection of any cycle the
-        # run left, come back after it.
-        gc.set_threshold(_RUN_GC_THRESHOLD, *thresholds[1:])
     try:
-        with _short_sampler_ticks() if in_process else contextlib.nullcontext():
-            result = p.run()
-            result.wait_until_finish()
+        with tuning.cached_dofn_specs():  # building the graph looks them up too
+            p, _label = make_pipeline(options)
+            build_pipeline(p, config, known_seeds=known_seeds)
+            with tuning.for_run(in_process):
+                result = p.run()
+                result.wait_until_finish()
     finally:
-        if in_process:
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()
         # in-process runners leave DoFns alive: no client should outlive its run
         close_clients(producers=not keep_producers)
     return _all_counters(result)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline.errors import ConfigError
 from pipeline.options import Config, KafkaIO, runner_kind
@@ -106,18 +109,61 @@ def test_short_sampler_ticks_lower_the_default_period_for_the_run_only():
     from apache_beam.runners.worker import statesampler
     from apache_beam.utils.counters import CounterFactory
 
-    from pipeline import run
+    from pipeline import tuning
 
     before = statesampler.StateSampler("t", CounterFactory()).sampling_period_ms
-    with run._short_sampler_ticks():
-        assert statesampler.StateSampler("t", CounterFactory()).sampling_period_ms == run._SAMPLER_PERIOD_MS < before
+    with tuning.short_sampler_ticks():
+        assert statesampler.StateSampler("t", CounterFactory()).sampling_period_ms == tuning.SAMPLER_PERIOD_MS < before
     assert statesampler.StateSampler("t", CounterFactory()).sampling_period_ms == before
     # a signature it was not written for is left alone
     init = statesampler.StateSampler.__init__
     saved = init.__defaults__
     init.__defaults__ = (150,)
     try:
-        with run._short_sampler_ticks():
+        with tuning.short_sampler_ticks():
             assert statesampler.StateSampler("t", CounterFactory()).sampling_period_ms == 150
     finally:
         init.__defaults__ = saved
+
+
+class _Counting(beam.DoFn):
+    SEEN = beam.transforms.userstate.ReadModifyWriteStateSpec("seen", beam.coders.VarIntCoder())
+
+    def process(self, kv, seen=beam.DoFn.StateParam(SEEN)):
+        n = (seen.read() or 0) + 1
+        seen.write(n)
+        yield kv[0], n
+
+
+class _Holder:
+    TIMER = beam.transforms.userstate.TimerSpec("t", beam.TimeDomain.WATERMARK)
+
+    def fire(self, t=beam.DoFn.TimerParam(TIMER)):
+        pass
+
+
+def test_cached_dofn_specs_are_the_classes_and_leave_instance_methods_alone():
+    from apache_beam.transforms import userstate
+    from apache_beam.transforms.core import CallableWrapperDoFn
+
+    from pipeline import tuning
+
+    original = userstate.get_dofn_specs
+    want = original(_Counting())
+    with_method = CallableWrapperDoFn(lambda x: x)
+    with_method.extra = _Holder().fire  # a bound method of the instance's own, with a timer parameter
+    assert original(with_method)[1] and not original(CallableWrapperDoFn(lambda x: x))[1]
+    with tuning.cached_dofn_specs():
+        assert userstate.get_dofn_specs is not original
+        first = userstate.get_dofn_specs(_Counting())
+        assert first == want and userstate.get_dofn_specs(_Counting()) == want
+        first[0].clear()  # each caller gets sets of its own
+        assert userstate.get_dofn_specs(_Counting()) == want
+        assert userstate.is_stateful_dofn(_Counting())
+        assert not userstate.is_stateful_dofn(CallableWrapperDoFn(lambda x: x))
+        assert userstate.get_dofn_specs(with_method) == original(with_method)  # not the class's entry
+        # and a stateful pipeline built and run inside still keeps its state
+        with TestPipeline(runner="FnApiRunner") as p:
+            out = p | beam.Create([("a", 1), ("a", 2), ("b", 3)]) | beam.ParDo(_Counting())
+            assert_that(out, equal_to([("a", 1), ("a", 2), ("b", 1)]))
+    assert userstate.get_dofn_specs is original
