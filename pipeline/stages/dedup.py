@@ -126,18 +126,57 @@ class _BatchByShardFn(beam.DoFn):
         return WindowedValue((shard, buf), Timestamp(micros=earliest), [window])
 
 
-class _DropExactCopiesFn(beam.DoFn):
+class _JudgeCopiesFn(beam.DoFn):
+    """What every form of the step shares: the horizon, the counters, and :meth:`_judge`, which checks a
+    shard's articles in a given order against its index. No state: the keyed-state forms below add it."""
+
+    def __init__(self, horizon_ms: int, batched_output: bool = False):
+        self._horizon = horizon_ms
+        self._batched_output = batched_output
+        self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_in")
+        self._dups = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "exact_duplicates")
+
+    def _judge(self, index: ShardIndex, batch: _Batch, seeds, *, stamp: bool = True) -> list:
+        """Check ``batch`` in its order against ``index`` (the first copies are added to it); the outputs.
+
+        ``stamp``: each kept article and duplicate goes out at its own element time (else at the time of
+        the call: a timer's; the grouped form stamps them itself)."""
+        self._in.inc(len(batch))
+        out = []
+        kept = [] if self._batched_output else out
+        for micros, article in batch:
+            try:
+                t = event_time_ms(article)
+                key = article["dedup"]["content_hash"]
+                seen = index.check(key, t, seeds)
+            except Exception as exc:  # noqa: BLE001
+                out.append(pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(article, "dedup", exc)))
+                continue
+            if seen is not None:
+                self._dups.inc()
+                dup = Article(article)
+                dup["dedup"] = dict(article["dedup"], duplicate_of=seen.article_id, similarity=1.0,
+                                    story_id=seen.article_id)
+                out.append(pvalue.TaggedOutput(
+                    DUPLICATES, beam.window.TimestampedValue(dup, Timestamp(micros=micros)) if stamp else dup))
+                continue
+            index.add(key, article["article_id"], t, micros // 1000)
+            kept.append(article if self._batched_output or not stamp
+                        else beam.window.TimestampedValue(article, Timestamp(micros=micros)))
+        if self._batched_output and kept:
+            out.append(kept)  # at the batch's (earliest) time
+        return out
+
+
+class _DropExactCopiesFn(_JudgeCopiesFn):
     CHUNKS = userstate.BagStateSpec("chunks", CHUNK_CODER)
     VERSION = userstate.ReadModifyWriteStateSpec("version", coders.VarIntCoder())
     EXPIRY = userstate.TimerSpec("exact_dedup_expiry", TimeDomain.WATERMARK)
 
     def __init__(self, horizon_ms: int, expire_state: bool = True, batched_output: bool = False):
-        self._horizon = horizon_ms
+        super().__init__(horizon_ms, batched_output)
         self._expire_state = expire_state
-        self._batched_output = batched_output
         self._indexes: dict = {}
-        self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_in")
-        self._dups = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "exact_duplicates")
         self._rebuilt = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "dedup_index_rebuilds")
 
     def setup(self):
@@ -177,35 +216,10 @@ class _DropExactCopiesFn(beam.DoFn):
         return self._check(shard, batch, chunks, version, expiry, seeds)
 
     def _check(self, shard: str, batch: _Batch, chunks, version, expiry, seeds, *, stamp: bool = True) -> list:
-        """Judge ``batch`` in its order against the shard's index; the outputs.
-
-        ``stamp``: each kept article and duplicate goes out at its own element time (else at the time of
-        the call: a timer's)."""
+        """Judge ``batch`` in its order against the shard's index (:meth:`_judge`), store what it added and
+        set the expiry timer; the outputs."""
         index = self._index(shard, chunks, version)
-        self._in.inc(len(batch))
-        out = []
-        kept = [] if self._batched_output else out
-        for micros, article in batch:
-            try:
-                t = event_time_ms(article)
-                key = article["dedup"]["content_hash"]
-                seen = index.check(key, t, seeds)
-            except Exception as exc:  # noqa: BLE001
-                out.append(pvalue.TaggedOutput(DEAD_LETTERS, stage_dead_letter(article, "dedup", exc)))
-                continue
-            if seen is not None:
-                self._dups.inc()
-                dup = Article(article)
-                dup["dedup"] = dict(article["dedup"], duplicate_of=seen.article_id, similarity=1.0,
-                                    story_id=seen.article_id)
-                out.append(pvalue.TaggedOutput(
-                    DUPLICATES, beam.window.TimestampedValue(dup, Timestamp(micros=micros)) if stamp else dup))
-                continue
-            index.add(key, article["article_id"], t, micros // 1000)
-            kept.append(article if self._batched_output or not stamp
-                        else beam.window.TimestampedValue(article, Timestamp(micros=micros)))
-        if self._batched_output and kept:
-            out.append(kept)  # at the batch's (earliest) time
+        out = self._judge(index, batch, seeds, stamp=stamp)
         self._save(index, chunks, version)
         if self._expire_state and index.oldest_element_ms is not None:
             expiry.set(Timestamp(micros=(index.oldest_element_ms + self._horizon) * 1000))
