@@ -36,6 +36,12 @@ So hashes are spread over ``shards`` keys and articles travel in batches::
             ─> each article to "articles" or "duplicates", at its own element timestamp (ordered: at its
                release step's)
 
+    bounded batch jobs (``grouped=True``; the builder's choice for replays not run ``--streaming``):
+    Article ─ BatchByShard ─> GroupByShard (GroupByKey) ─> [shard] DropExactCopies: the shard's articles in
+               the order the release timers would release them, judged step by step by the same code
+               against one index held for the call; each out at its release step's time. No keyed state,
+               so a local runner splits it over its workers by shard (a stateful step runs on one).
+
 Per shard the state is a bag of chunks plus a version token (a random number rewritten with every
 append). A worker keeps an in-memory index of the shards it served (:class:`pipeline.dedup.ShardIndex`)
 labelled with the token it mirrors, and uses it only while the stored token still equals it; otherwise
@@ -49,8 +55,9 @@ is complete before any live record is processed: seeding cannot race the stream.
 
 from __future__ import annotations
 
+import itertools
 import random
-from typing import List, Tuple
+from typing import Iterable, List, Tuple
 
 import apache_beam as beam
 from apache_beam import coders, pvalue
@@ -62,7 +69,8 @@ from apache_beam.utils.windowed_value import WindowedValue
 from pipeline.dedup import CHUNK_CODER, ShardIndex, shard_of
 from pipeline.records import Article, ArticleCoder, DeadLetter
 from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, ReleaseSteps,
-                                    cheap_state_cache_sizing, element_micros, stage_dead_letter, typed)
+                                    cheap_state_cache_sizing, element_micros, release_time, stage_dead_letter,
+                                    typed)
 
 __all__ = ["ExactDedup", "event_time_ms"]
 
@@ -128,7 +136,8 @@ class _BatchByShardFn(beam.DoFn):
 
 class _JudgeCopiesFn(beam.DoFn):
     """What every form of the step shares: the horizon, the counters, and :meth:`_judge`, which checks a
-    shard's articles in a given order against its index. No state: the keyed-state forms below add it."""
+    shard's articles in a given order against its index. No state: the keyed-state forms below add it,
+    the grouped form (:class:`_DropExactCopiesGroupedFn`) keeps the index only while it judges a shard."""
 
     def __init__(self, horizon_ms: int, batched_output: bool = False):
         self._horizon = horizon_ms
@@ -306,6 +315,37 @@ class _DropExactCopiesInOrderFn(_DropExactCopiesFn):
         return self._check(key, batch, chunks, version, expiry, seeds, stamp=False)
 
 
+class _DropExactCopiesGroupedFn(_JudgeCopiesFn):
+    """Batch execution: one shard's articles, grouped, judged as the release timers of
+    :class:`_DropExactCopiesInOrderFn` would judge them.
+
+    The timers release a shard's waiting articles one step of element time at a time, each step sorted by
+    :func:`_copy_order` and judged against the shard's index. In a bounded batch job every article has
+    arrived before the first timer fires, so the same order is the sorted list cut into release steps; each
+    step is judged here by the same :meth:`_JudgeCopiesFn._judge` against one index that lives for the call
+    (as the stored one lives across the releases), and its outputs leave at the step's time, the timer's.
+    (The local FnApiRunner fires the timers a bundle set in the order they were set, not in time order:
+    where a shard's later step was armed first, its firing releases the earlier steps' articles too, at its
+    own later time. The verdicts are the same, each firing taking the next run of the sorted list; only
+    those times differ, and here they are always the steps'.)
+    Warm-start seeds come from the side input (the timer form carries each article's seed through state).
+    No keyed state and no expiry (batch execution keeps a shard's entries to the end either way): on the
+    local runner a GroupByKey's consumers are split over the workers by key, a stateful stage runs on one.
+    """
+
+    def process(self, element: Tuple[str, Iterable[_Batch]], seeds=None):
+        shard, batches = element
+        items = sorted(itertools.chain.from_iterable(batches), key=lambda ma: _copy_order(*ma))
+        index = ShardIndex(self._horizon)
+        for step, group in itertools.groupby(items, key=lambda ma: release_time(ma[0])):
+            at = Timestamp(micros=step)
+            for out in self._judge(index, list(group), seeds, stamp=False):
+                if isinstance(out, pvalue.TaggedOutput):
+                    yield pvalue.TaggedOutput(out.tag, beam.window.TimestampedValue(out.value, at))
+                else:
+                    yield beam.window.TimestampedValue(out, at)
+
+
 class ExactDedup(beam.PTransform):
     """``PCollection[Article]`` -> ``{"articles", "duplicates", "dead_letters"}``.
 
@@ -328,11 +368,16 @@ class ExactDedup(beam.PTransform):
         at the end of their one-second release step. Else (the default with ``batched``, the I/O path
         with no later stage that waits) copies are judged as they arrive and the first to arrive survives.
         None: ``not batched``.
+      grouped: judge each shard's articles after a GroupByKey instead of through keyed state and release
+        timers: for a bounded batch job only (every article is there before any would be released; needs
+        ``ordered``, ``batched=False`` and ``expire_state=False``), where it keeps the same copies, emits
+        each at its release step's time (tests) and, having no keyed state, is split over a local runner's
+        workers by shard.
     """
 
     def __init__(self, *, horizon_seconds: float = 7 * 24 * 3600, seeds: beam.PCollection | None = None,
                  expire_state: bool = True, shards: int = 32, max_batch: int = 500, batched: bool = False,
-                 ordered: bool | None = None):
+                 ordered: bool | None = None, grouped: bool = False):
         super().__init__()
         if horizon_seconds <= 0:
             raise ValueError(f"horizon_seconds must be positive, got {horizon_seconds!r}")
@@ -347,16 +392,27 @@ class ExactDedup(beam.PTransform):
         self._ordered = (not batched) if ordered is None else bool(ordered)
         if self._ordered and batched:
             raise ValueError("ordered=True needs batched=False: lists are judged as they arrive")
+        self._grouped = bool(grouped)
+        if self._grouped and (batched or not self._ordered or self._expire_state):
+            raise ValueError("grouped=True needs batched=False, ordered and expire_state=False "
+                             "(batch execution of a bounded input)")
 
     def expand(self, articles):
         side = {"seeds": beam.pvalue.AsDict(self._seeds)} if self._seeds is not None else {}
-        res = (
+        batches = (
             articles
             | "BatchByShard" >> beam.ParDo(_BatchByShardFn(self._shards, self._max_batch, self._batched))
-            .with_output_types(Tuple[str, _Batch])
-            | "DropExactCopies" >> beam.ParDo(
-                _DropExactCopiesInOrderFn(self._horizon_ms, self._expire_state) if self._ordered
-                else _DropExactCopiesFn(self._horizon_ms, self._expire_state, self._batched), **side)
+            .with_output_types(Tuple[str, _Batch]))
+        if self._grouped:
+            batches = batches | "GroupByShard" >> beam.GroupByKey()
+            fn = _DropExactCopiesGroupedFn(self._horizon_ms)
+        elif self._ordered:
+            fn = _DropExactCopiesInOrderFn(self._horizon_ms, self._expire_state)
+        else:
+            fn = _DropExactCopiesFn(self._horizon_ms, self._expire_state, self._batched)
+        res = (
+            batches
+            | "DropExactCopies" >> beam.ParDo(fn, **side)
             .with_output_types(List[Article] if self._batched else Article)
             .with_outputs(DUPLICATES, DEAD_LETTERS, main=ARTICLES)
         )
