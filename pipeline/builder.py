@@ -70,9 +70,10 @@ def build_stages(records: beam.PCollection, config: Config, *,
         limits=config.limits, schema_registry_url=config.schema_registry_url,
         registry_config=config.registry_config, batched=batched)
     dead.append(parsed[DEAD_LETTERS])
+    # a bounded batch job groups each shard's articles (no keyed state: split over workers by shard)
     exact = parsed[ARTICLES] | "ExactDedup" >> ExactDedup(
         horizon_seconds=config.dedup_horizon_seconds, seeds=dedup_seeds, expire_state=config.streaming,
-        batched=batched)
+        batched=batched, grouped=batch and not batched)
     dead.append(exact[DEAD_LETTERS])
     dups.append(exact[DUPLICATES])
     articles = exact[ARTICLES]
