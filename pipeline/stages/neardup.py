@@ -227,76 +227,26 @@ class _Shard:
         self.blobs: list = []  # packed _ENTRY records
 
 
-class _CandidatesInBandFn(beam.DoFn):
-    """Per shard of band keys: the candidates of each entry, in watermark order; entries kept one horizon.
+class _FindCandidatesFn(beam.DoFn):
+    """What both forms of the band step share: the settings, the counters and :meth:`_release`, which
+    releases a shard's entries up to a time against the entries it stores (candidates, late entries, band
+    budget, compaction). No state: :class:`_CandidatesInBandFn` adds keyed state and release timers."""
 
-    State: one bag of ``(element micros + 1, entry + join key)`` (entries waiting for the watermark) and
-    ``(0, blob)`` (blobs of packed stored entries). Arriving entries are appended without a read; a release
-    reads the bag once per key and bundle (each read is a round trip to the runner where the state cache
-    is cold, and a bounded run releases every shard in one timer round) and rewrites it once per bundle.
-    One release timer per pending step (:class:`ReleaseSteps`); an ``expire`` timer a horizon after the
-    last release (not set in batch execution: see ``expire_state``).
-    """
-
-    ENTRIES = userstate.BagStateSpec("shard", _PENDING_CODER)
-    # Timer ids are unique across the whole pipeline: the local runner tracks written timers by id, and
-    # two stateful DoFns sharing one (with different key coders) corrupt each other's timers.
-    RELEASE = userstate.TimerSpec("neardup_shard_release", TimeDomain.WATERMARK)
-    EXPIRE = userstate.TimerSpec("neardup_shard_expire", TimeDomain.WATERMARK)
-
-    def __init__(self, config: NearDupConfig, *, expire_state: bool = True):
+    def __init__(self, config: NearDupConfig):
         self._config = config
-        self._expire_state = expire_state
-        self._steps = ReleaseSteps()
         self._late = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_late")
         self._trimmed = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_band_budget_dropped")
-        self._held: dict = {}
 
-    def setup(self):
-        cheap_state_cache_sizing()
-
-    def start_bundle(self):
-        self._steps.new_bundle()
-        self._held = {}  # shard -> _Shard: the state as this bundle left it, once read
-
-    def _shard(self, key: int, cell) -> _Shard:
-        h = self._held.get(key)
-        if h is None:
-            h = self._held[key] = _Shard()
-            for t, data in cell.read():
-                (h.pending.append((t - 1, data)) if t else h.blobs.append(data))
-        return h
-
-    @staticmethod
-    def _rewrite(cell, h: _Shard) -> None:
-        cell.clear()
-        for micros, data in h.pending:
-            cell.add((micros + 1, data))
-        for blob in h.blobs:
-            cell.add((0, blob))
-
-    def process(self, element: Tuple[int, bytes], timestamp=beam.DoFn.TimestampParam,
-                cell=beam.DoFn.StateParam(ENTRIES), release=beam.DoFn.TimerParam(RELEASE)):
-        shard, data = element
-        micros = element_micros(timestamp)
-        cell.add((micros + 1, data))
-        h = self._held.get(shard)
-        if h is not None:
-            h.pending.append((micros, data))
-        self._steps.arm(release, shard, micros)
-
-    @userstate.on_timer(RELEASE)
-    def on_release(self, key=beam.DoFn.KeyParam, fired=beam.DoFn.TimestampParam,
-                   cell=beam.DoFn.StateParam(ENTRIES), expire=beam.DoFn.TimerParam(EXPIRE)):
-        self._steps.fired(key, fired)
+    def _release(self, h: _Shard, now: int):
+        """Release the entries of ``h.pending`` at or before ``now`` (micros): yields the candidates of each
+        to its join key and stores them in ``h.blobs``, compacted when due. Returns (``yield from``) whether
+        any was released (none: an earlier release took this step's entries, ``h`` is unchanged)."""
         cfg = self._config
-        now = int(fired.micros)
-        h = self._shard(key, cell)
         ready, waiting = [], []
         for micros, data in h.pending:
             (ready if micros <= now else waiting).append((micros, data))
         if not ready:
-            return  # an earlier firing released this step's entries
+            return False
         h.pending = waiting
         w = _ENTRY.itemsize
         ready.sort(key=lambda x: x[1])  # any fixed order: the candidates do not depend on it
@@ -322,9 +272,7 @@ class _CandidatesInBandFn(beam.DoFn):
         expired = int(np.count_nonzero(every["event"] < limit))
         if crowded or expired * 8 >= len(every) or len(blobs) >= _MAX_BLOBS:
             self._compact(h, every, limit)
-        self._rewrite(cell, h)
-        if self._expire_state:
-            expire.set(fired + Duration(micros=cfg.horizon_ms * 1000))
+        return True
 
     #: Releases of more entries than this look candidates up in the entries sorted by band key, fewer scan
     #: them (a release in streaming holds a step's entries, a bounded run's holds a shard's whole input).
@@ -385,6 +333,74 @@ class _CandidatesInBandFn(beam.DoFn):
             live = live[rank >= np.repeat(surplus, sizes)]
             self._trimmed.inc(int(surplus.sum()))
         h.blobs = [live.tobytes()] if len(live) else []
+
+
+class _CandidatesInBandFn(_FindCandidatesFn):
+    """Per shard of band keys: the candidates of each entry, in watermark order; entries kept one horizon.
+
+    State: one bag of ``(element micros + 1, entry + join key)`` (entries waiting for the watermark) and
+    ``(0, blob)`` (blobs of packed stored entries). Arriving entries are appended without a read; a release
+    reads the bag once per key and bundle (each read is a round trip to the runner where the state cache
+    is cold, and a bounded run releases every shard in one timer round) and rewrites it once per bundle.
+    One release timer per pending step (:class:`ReleaseSteps`); an ``expire`` timer a horizon after the
+    last release (not set in batch execution: see ``expire_state``).
+    """
+
+    ENTRIES = userstate.BagStateSpec("shard", _PENDING_CODER)
+    # Timer ids are unique across the whole pipeline: the local runner tracks written timers by id, and
+    # two stateful DoFns sharing one (with different key coders) corrupt each other's timers.
+    RELEASE = userstate.TimerSpec("neardup_shard_release", TimeDomain.WATERMARK)
+    EXPIRE = userstate.TimerSpec("neardup_shard_expire", TimeDomain.WATERMARK)
+
+    def __init__(self, config: NearDupConfig, *, expire_state: bool = True):
+        super().__init__(config)
+        self._expire_state = expire_state
+        self._steps = ReleaseSteps()
+        self._held: dict = {}
+
+    def setup(self):
+        cheap_state_cache_sizing()
+
+    def start_bundle(self):
+        self._steps.new_bundle()
+        self._held = {}  # shard -> _Shard: the state as this bundle left it, once read
+
+    def _shard(self, key: int, cell) -> _Shard:
+        h = self._held.get(key)
+        if h is None:
+            h = self._held[key] = _Shard()
+            for t, data in cell.read():
+                (h.pending.append((t - 1, data)) if t else h.blobs.append(data))
+        return h
+
+    @staticmethod
+    def _rewrite(cell, h: _Shard) -> None:
+        cell.clear()
+        for micros, data in h.pending:
+            cell.add((micros + 1, data))
+        for blob in h.blobs:
+            cell.add((0, blob))
+
+    def process(self, element: Tuple[int, bytes], timestamp=beam.DoFn.TimestampParam,
+                cell=beam.DoFn.StateParam(ENTRIES), release=beam.DoFn.TimerParam(RELEASE)):
+        shard, data = element
+        micros = element_micros(timestamp)
+        cell.add((micros + 1, data))
+        h = self._held.get(shard)
+        if h is not None:
+            h.pending.append((micros, data))
+        self._steps.arm(release, shard, micros)
+
+    @userstate.on_timer(RELEASE)
+    def on_release(self, key=beam.DoFn.KeyParam, fired=beam.DoFn.TimestampParam,
+                   cell=beam.DoFn.StateParam(ENTRIES), expire=beam.DoFn.TimerParam(EXPIRE)):
+        self._steps.fired(key, fired)
+        h = self._shard(key, cell)
+        if not (yield from self._release(h, int(fired.micros))):
+            return  # an earlier firing released this step's entries
+        self._rewrite(cell, h)
+        if self._expire_state:
+            expire.set(fired + Duration(micros=self._config.horizon_ms * 1000))
 
     @userstate.on_timer(EXPIRE)
     def on_expire(self, key=beam.DoFn.KeyParam, cell=beam.DoFn.StateParam(ENTRIES)):
