@@ -34,8 +34,11 @@ Architecture (the pure logic is :mod:`pipeline.neardup`; each arrow is a shuffle
   without the expired ones when they reach an eighth, and trimmed to the budget when a band key holds a
   quarter more). Sharding spreads the per-key costs (key, timers) over many entries, where a key per
   band key would pay them for each article: most band keys are held by one article only.
-* Batch execution (``expire_state`` off, bounded input): the three joins below are each a GroupByKey into
-  a stateless DoFn that decides with the same code (``grouped_joins``); the rest is as described.
+* Batch execution (``expire_state`` off, bounded input): ``CandidatesInBand`` and the three joins below
+  are each a GroupByKey into a stateless DoFn that decides with the same code (``grouped_bands``,
+  ``grouped_joins``). Every entry is there before the first release timer would fire, so a shard's
+  releases are its release steps in time order, made one after the other on the grouped entries. No step
+  keeps keyed state, so a local runner splits each (and ``Fingerprint``) over its workers.
 * ``CollectCandidates`` (per join key) waits for its ``bands`` shard replies, de-duplicates the
   candidates (an earlier copy shares many bands) and sends the article's fingerprint to each
   candidate's home, and to the join the number of replies to expect.
@@ -81,7 +84,10 @@ exact (event time, id) order, same-id rule and verification are decided where bo
 An earlier story that arrives late is compared with the stored stories before it (it can still be a
 duplicate of an earlier one) but never retroactively becomes the original of later copies that were
 already emitted; entries released after a later entry with the same band key are counted as
-``near_dedup_late`` (once per band key).
+``near_dedup_late`` (once per band key). One exception, on the local FnApiRunner only: it fires the timers
+a bundle set in the order they were set, not in time order, so a batch run with the band step in keyed
+state (``grouped_bands=False``) can release a shard's later step first, its earlier steps' entries with
+it, and its verdicts then depend on the arrival order; the grouped band step always releases in time order.
 """
 
 from __future__ import annotations
@@ -103,7 +109,7 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 from pipeline.neardup import Fingerprint, Match, NearDupConfig, band_hashes, combine, fingerprint_article, match
 from pipeline.records import Article, ArticleCoder, DeadLetter
 from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, cheap_state_cache_sizing,
-                                    element_micros, ReleaseSteps,
+                                    element_micros, release_time, ReleaseSteps,
                                     stage_dead_letter, typed)
 
 __all__ = ["NearDuplicates", "NearDupMode"]
@@ -134,6 +140,8 @@ BATCH_BAND_SHARDS = 64  # see NearDuplicates
 #                   _EXPECT "<I" replies to expect | _REPLY (empty: no match) "<qd" event ms, similarity
 #                   + matched article id | _FAILED the verification's error message
 _FP, _CANDS, _VERIFY, _ARTICLE, _EXPECT, _REPLY, _FAILED = (bytes((i,)) for i in range(7))
+
+_MICROS = struct.Struct("<q")  # an element time in the grouped band step's entries
 
 _PENDING_CODER = coders.TupleCoder([coders.VarIntCoder(), coders.BytesCoder()])
 _WAITING_CODER = coders.TupleCoder([coders.VarIntCoder(), coders.BytesCoder()])
@@ -173,15 +181,19 @@ def _parse_reply(data: bytes) -> Optional[Match]:
 
 class _FingerprintFn(beam.DoFn):
     """Article -> an entry per band key (to its shard), its fingerprint (to its home and its collector),
-    and itself (to the join)."""
+    and itself (to the join).
 
-    def __init__(self, config: NearDupConfig, band_shards: int):
+    ``timed_bands`` (the grouped band step): each entry starts with the article's element time, 8 bytes
+    little-endian, which a GroupByKey would not keep and the release order needs."""
+
+    def __init__(self, config: NearDupConfig, band_shards: int, *, timed_bands: bool = False):
         self._config = config
         self._shards = band_shards
+        self._timed = timed_bands
         self._in = beam.metrics.Metrics.counter(METRICS_NAMESPACE, "near_dedup_in")
         self._coder = ArticleCoder()
 
-    def process(self, article: Article) -> Iterable:
+    def process(self, article: Article, timestamp=beam.DoFn.TimestampParam) -> Iterable:
         self._in.inc()
         try:
             fp = fingerprint_article(article, self._config)
@@ -210,8 +222,9 @@ class _FingerprintFn(beam.DoFn):
         jk = join_key.encode("utf-8")
         raw = entries.tobytes()
         w = _ENTRY.itemsize
+        at = _MICROS.pack(element_micros(timestamp)) if self._timed else b""
         for i, shard in enumerate(shards):
-            yield pvalue.TaggedOutput(_BANDS, (shard, raw[i * w:(i + 1) * w] + jk))
+            yield pvalue.TaggedOutput(_BANDS, (shard, at + raw[i * w:(i + 1) * w] + jk))
         yield pvalue.TaggedOutput(_HOMES, (home, _FP + data))
         yield pvalue.TaggedOutput(_COLLECT, (join_key, _FP + struct.pack("<H", len(shards)) + data))
         yield (join_key, _ARTICLE + struct.pack("<i", -1) + encoded)
@@ -230,7 +243,8 @@ class _Shard:
 class _FindCandidatesFn(beam.DoFn):
     """What both forms of the band step share: the settings, the counters and :meth:`_release`, which
     releases a shard's entries up to a time against the entries it stores (candidates, late entries, band
-    budget, compaction). No state: :class:`_CandidatesInBandFn` adds keyed state and release timers."""
+    budget, compaction). No state: :class:`_CandidatesInBandFn` adds keyed state and release timers,
+    :class:`_CandidatesGroupedFn` holds a shard only while it releases its grouped entries."""
 
     def __init__(self, config: NearDupConfig):
         self._config = config
@@ -408,6 +422,34 @@ class _CandidatesInBandFn(_FindCandidatesFn):
         if not h.pending and h.blobs:  # idle for a whole horizon: nothing stored can match
             h.blobs = []
             self._rewrite(cell, h)
+
+
+class _CandidatesGroupedFn(_FindCandidatesFn):
+    """Batch execution: one shard's entries, grouped, released as the release timers of
+    :class:`_CandidatesInBandFn` would release them.
+
+    The timers release a shard's pending entries one step of element time at a time (:class:`ReleaseSteps`),
+    each release judged by :meth:`_FindCandidatesFn._release` against the entries stored before it. In a
+    bounded batch job every entry has arrived before the first timer fires, so the same releases are the
+    shard's steps in time order; each is made here by the same :meth:`_release` on a shard held for the
+    call (as the stored one lives across the releases): the same candidates, late entries, band budget
+    trims and compactions, and each candidate list leaves at its step's time, the timer's. (The local
+    FnApiRunner fires the timers a bundle set in the order they were set, not in time order: where a
+    shard's later step was armed first, its firing releases the earlier steps' entries with its own, and
+    the timer form then differs from this one where event time and element time disagree.)
+    Entries come with their element time in front (``_FingerprintFn(timed_bands=True)``). No keyed state
+    and no expiry (batch execution keeps a shard's entries to the end either way): on the local runner a
+    GroupByKey's consumers are split over the workers by key, a stateful stage runs on one.
+    """
+
+    def process(self, element: Tuple[int, Iterable[bytes]]):
+        _, timed = element
+        h = _Shard()
+        h.pending = [(_MICROS.unpack_from(data)[0], data[_MICROS.size:]) for data in timed]
+        for step in sorted({release_time(micros) for micros, _ in h.pending}):
+            at = Timestamp(micros=step)
+            for out in self._release(h, step):
+                yield beam.window.TimestampedValue(out, at)
 
 
 class _BagJoin:
@@ -792,7 +834,7 @@ class _AssembleVerdictFn(_Verdicts, _BagJoin, beam.DoFn):
 
 
 class _GroupedJoin(beam.PTransform):
-    """A GroupByKey, then the join's batch ParDo."""
+    """A GroupByKey, then the batch ParDo of a join (or of the band step)."""
 
     def __init__(self, group: beam.PTransform, par: beam.PTransform):
         super().__init__()
@@ -837,6 +879,13 @@ class NearDuplicates(beam.PTransform):
             replay) and, being stateless, the local runner splits it over its workers. Default (None): on
             when ``expire_state`` is off and the input is bounded; never with ``expire_state`` (a global
             window's GroupByKey only fires at the end of the input).
+        grouped_bands: run the band step (``CandidatesInBand``) as a GroupByKey per shard into a stateless
+            DoFn instead of keyed state and release timers: in batch execution every entry is there before
+            the first release timer would fire, so the timers' releases are the shard's release steps in
+            time order, each made by the same code (same candidates, late entries and band budget trims,
+            each at its step's time). No state round trips or timers and, being stateless, the local
+            runner splits it (and the Fingerprint step before it) over its workers. Default (None): as the
+            joins (``grouped_joins``); never with ``expire_state``.
     """
 
     def __init__(self, *, threshold: float = NearDupConfig.threshold,
@@ -844,7 +893,8 @@ class NearDuplicates(beam.PTransform):
                  num_perm: int = NearDupConfig.num_perm, bands: int = NearDupConfig.bands,
                  rows: int = NearDupConfig.rows, band_budget: int = NearDupConfig.band_budget,
                  band_shards: Optional[int] = None, mode: "NearDupMode | str" = NearDupMode.DROP,
-                 expire_state: bool = True, grouped_joins: Optional[bool] = None):
+                 expire_state: bool = True, grouped_joins: Optional[bool] = None,
+                 grouped_bands: Optional[bool] = None):
         super().__init__()
         if horizon_seconds is None or horizon_seconds < 0:
             raise ValueError(f"horizon_seconds must be >= 0, got {horizon_seconds!r}")
@@ -862,7 +912,10 @@ class NearDuplicates(beam.PTransform):
         self._expire_state = bool(expire_state)
         if grouped_joins and expire_state:
             raise ValueError("grouped_joins needs expire_state=False (batch execution of a bounded input)")
+        if grouped_bands and expire_state:
+            raise ValueError("grouped_bands needs expire_state=False (batch execution of a bounded input)")
         self._grouped_joins = grouped_joins
+        self._grouped_bands = grouped_bands
 
     @property
     def config(self) -> NearDupConfig:
@@ -871,8 +924,9 @@ class NearDuplicates(beam.PTransform):
     @staticmethod
     def _join(label: str, grouped: bool, stateful: beam.DoFn, batch: beam.DoFn, key_type: type, out_type,
               tags: tuple = (), main: Optional[str] = None):
-        """The ParDo of one join step: the stateful DoFn, or (``grouped``) a GroupByKey into its batch twin.
-        Both decide with the same code (:class:`_Collecting`, :class:`_Verifier`, :class:`_Verdicts`)."""
+        """The ParDo of one keyed step: the stateful DoFn, or (``grouped``) a GroupByKey into its batch twin.
+        Both decide with the same code (:class:`_FindCandidatesFn`, :class:`_Collecting`, :class:`_Verifier`,
+        :class:`_Verdicts`)."""
         fn = batch if grouped else stateful
         par = beam.ParDo(fn).with_output_types(out_type)
         if tags:
@@ -884,13 +938,16 @@ class NearDuplicates(beam.PTransform):
         return label >> _GroupedJoin(group, par)
 
     def expand(self, articles):
-        fps = articles | "Fingerprint" >> beam.ParDo(_FingerprintFn(self._config, self._shards)).with_output_types(
-            typing.Tuple[str, bytes]).with_outputs(_BANDS, _HOMES, _COLLECT, DEAD_LETTERS, main="parts")
-        bands = typed(fps[_BANDS], beam.typehints.Tuple[int, bytes])
-        band_replies = bands | "CandidatesInBand" >> beam.ParDo(
-            _CandidatesInBandFn(self._config, expire_state=self._expire_state)).with_output_types(typing.Tuple[str, bytes])
         grouped = self._grouped_joins is True or (
             self._grouped_joins is None and not self._expire_state and articles.is_bounded)
+        grouped_bands = grouped if self._grouped_bands is None else self._grouped_bands
+        fps = articles | "Fingerprint" >> beam.ParDo(
+            _FingerprintFn(self._config, self._shards, timed_bands=grouped_bands)).with_output_types(
+            typing.Tuple[str, bytes]).with_outputs(_BANDS, _HOMES, _COLLECT, DEAD_LETTERS, main="parts")
+        bands = typed(fps[_BANDS], beam.typehints.Tuple[int, bytes])
+        band_replies = bands | self._join(
+            "CandidatesInBand", grouped_bands, _CandidatesInBandFn(self._config, expire_state=self._expire_state),
+            _CandidatesGroupedFn(self._config), int, typing.Tuple[str, bytes])
         collected = (
             (typed(fps[_COLLECT], beam.typehints.Tuple[str, bytes]), band_replies)
             | "JoinCandidates" >> beam.Flatten().with_output_types(typing.Tuple[str, bytes])

@@ -32,9 +32,9 @@ import numpy as np
 from pipeline.neardup import DAY_MS, NearDupConfig, NearDuplicateIndex, band_hashes, fingerprint_article, order_key
 from pipeline.records import Article, KafkaRecord, new_article
 from pipeline.stages.common import ARTICLES, DEAD_LETTERS, DUPLICATES
-from pipeline.stages.neardup import (_ENTRY, _AssembleVerdictFn, _CandidatesInBandFn, _CollectCandidatesFn,
-                                     _FingerprintFn, _VerifyAtHomeFn, BATCH_BAND_SHARDS, STREAMING_BAND_SHARDS,
-                                     NearDuplicates, NearDupMode)
+from pipeline.stages.neardup import (_ENTRY, _AssembleVerdictFn, _CandidatesGroupedFn, _CandidatesInBandFn,
+                                     _CollectCandidatesFn, _FindCandidatesFn, _FingerprintFn, _VerifyAtHomeFn,
+                                     BATCH_BAND_SHARDS, STREAMING_BAND_SHARDS, NearDuplicates, NearDupMode)
 
 _TIMER_BYTES = 9  # a timer: its 8-byte timestamp and a tag
 
@@ -320,8 +320,9 @@ def _index_verdicts(arts: list[Article], config: NearDupConfig = NearDupConfig()
 
 @pytest.fixture(params=["scan", "sort"])
 def lookup(request, monkeypatch):
-    """Run a test with the shards' candidate lookup by scanning, then by sorting (same candidates)."""
-    monkeypatch.setattr(_CandidatesInBandFn, "SCAN_MAX", 10 ** 9 if request.param == "scan" else 0)
+    """Run a test with the shards' candidate lookup by scanning, then by sorting (same candidates); in
+    both forms of the band step (keyed state, grouped)."""
+    monkeypatch.setattr(_FindCandidatesFn, "SCAN_MAX", 10 ** 9 if request.param == "scan" else 0)
     return request.param
 
 
@@ -466,3 +467,94 @@ def test_everything_expires_after_the_horizon():
     r = StageReplay(NearDuplicates(mode="tag", band_shards=4, horizon_seconds=DAY_MS / 1000), seed=1)
     r.replay(arts)
     assert sum(r.held_bytes().values()) == 0 and not r.timers
+
+
+# -- the grouped band step (batch execution) ---------------------------------------------------------------
+
+
+class _Count:
+    def __init__(self):
+        self.n = 0
+
+    def inc(self, n: int = 1):
+        self.n += n
+
+
+def _timed_entries(arts: list, times_ms: list, cfg: NearDupConfig, shards: int) -> list:
+    """The band entries of the Fingerprint step for the grouped form: (shard, element micros + entry +
+    join key), each article at its element time."""
+    fn = _FingerprintFn(cfg, shards, timed_bands=True)
+    out = []
+    for a, t in zip(arts, times_ms):
+        out += [o.value for o in fn.process(a, timestamp=Timestamp(micros=t * 1000))
+                if isinstance(o, pvalue.TaggedOutput) and o.tag == "bands"]
+    return out
+
+
+def _released_by_timers(timed: list, cfg: NearDupConfig) -> tuple:
+    """The keyed-state band step fed every entry (in this order), then its timers fired in time order, as
+    a runner does when the watermark of a bounded input jumps to the end: (element micros, output) of
+    each output, and the late and trimmed counts."""
+    import struct
+
+    fn = _CandidatesInBandFn(cfg, expire_state=False)
+    fn._late, fn._trimmed = _Count(), _Count()
+    step = _Step("band", fn, coders.VarIntCoder(), {})
+    timers = _Timers()
+    fn.setup()
+    fn.start_bundle()
+    for shard, data in timed:
+        ts = Timestamp(micros=struct.unpack_from("<q", data)[0])
+        fn.process((shard, data[8:]), **step.kwargs(fn.process, shard, ts, timers))
+    fn.start_bundle()
+    out = []
+    while (due := timers.pop_due(Timestamp(micros=2 ** 62))) is not None:
+        ts, (_name, key, timer, _tag) = due
+        method = step.on_timer[timer]
+        out += [(ts.micros, o) for o in method(**step.kwargs(method, key, ts, timers))]
+    assert all(t == 0 for k in step.state for t, _ in step.cell(k, step.specs["shard"]).read())  # all released
+    return sorted(out), fn._late.n, fn._trimmed.n
+
+
+def _released_grouped(timed: list, cfg: NearDupConfig) -> tuple:
+    """The grouped band step over the same entries, grouped by shard as a GroupByKey would."""
+    fn = _CandidatesGroupedFn(cfg)
+    fn._late, fn._trimmed = _Count(), _Count()
+    by_shard = defaultdict(list)
+    for shard, data in timed:
+        by_shard[shard].append(data)
+    out = []
+    for shard, entries in by_shard.items():
+        out += [(int(tv.timestamp.micros), tv.value) for tv in fn.process((shard, entries))]
+    return sorted(out), fn._late.n, fn._trimmed.n
+
+
+def test_grouped_band_step_releases_what_the_timers_release(lookup):
+    # Forty notices of one formula (every band key shared: crowded, trimmed to a budget of 5) two hours
+    # apart over more than three horizons of one day (entries expire), and story families with four copies
+    # each; every article reaches the step 0 to 59 minutes after its publication, some at the same element
+    # time, so entries of earlier stories often come in later steps (late) and copies before their story.
+    rng = random.Random(11)
+    body = "Qtly div 20 cts vs 20 cts previously\nPay April 15\nRecord March 23"
+    arts = [_article(f"f{i:02d}", f"COMPANY{i} DIVIDEND", body, T0 + i * 2 * HOUR, i) for i in range(40)]
+    arts += _family(8, spacing_ms=5 * HOUR)
+    times = [order_key(a)[0] + rng.randrange(60) * 60_000 + rng.choice([0, 0, 250]) for a in arts]
+    for i in range(0, len(arts) - 1, 9):
+        times[i + 1] = times[i]  # two articles at one element time
+    order = list(range(len(arts)))
+    rng.shuffle(order)
+    cfg = NearDupConfig(band_budget=5, horizon_ms=DAY_MS)
+    timed = _timed_entries([arts[i] for i in order], [times[i] for i in order], cfg, shards=4)
+    with_timers = _released_by_timers(timed, cfg)
+    grouped = _released_grouped(timed, cfg)
+    assert grouped == with_timers
+    out, late, trimmed = grouped
+    steps = {t for t, _ in out}
+    assert len(steps) >= 50 and all(t % 1_000_000 == 0 for t in steps)  # each output at its release step
+    assert late >= 40 and trimmed >= 500
+    assert sum(1 for _, (_jk, cands) in out if len(cands) > 1) >= 1000  # entries with candidates
+
+
+def test_grouped_band_step_refuses_expire_state():
+    with pytest.raises(ValueError, match="grouped_bands needs expire_state=False"):
+        NearDuplicates(expire_state=True, grouped_bands=True)

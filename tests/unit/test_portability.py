@@ -170,9 +170,11 @@ def test_stateful_steps_are_keyed_with_deterministic_coders(built):
         else:
             assert key.spec.urn in _DETERMINISTIC_KEY_URNS, (t.unique_name, key.spec.urn)
         stateful.append(t.unique_name.split("/")[0])
-    expected = {"ExactDedup", "StripBoilerplate", "NearDuplicates"}
+    expected = {"ExactDedup", "StripBoilerplate"}
     if kafka_io == KafkaIO.NATIVE:
-        expected.add("CommitOffsets")
+        # near-dup keeps keyed state on an unbounded input; on the fake xlang read's bounded one, with
+        # expire_state off (the config is not --streaming), it runs grouped as in batch execution
+        expected |= {"CommitOffsets", "NearDuplicates"}
     assert expected <= set(stateful)
 
 
