@@ -86,12 +86,15 @@ def build_stages(records: beam.PCollection, config: Config, *,
         dead.append(res[DEAD_LETTERS])
         articles = res[ARTICLES]
         if batch and config.near_dedup:
-            # a fusion break: without it the grouped stripping is fused into near-dup's keyed-state stage,
-            # which a local runner runs on one worker
+            # a fusion break: without it near-dup's Fingerprint step is fused into the grouped stripping,
+            # whose work a local runner splits over its workers by publisher (one key for a single agency's
+            # feed); after it, by article
             articles = articles | "SpreadAfterBoilerplate" >> beam.Reshuffle().with_output_types(Article)
     if config.near_dedup:
         from pipeline.stages.neardup import NearDuplicates
 
+        # a bounded batch job (expire_state off, bounded input) runs its band step and joins grouped: no
+        # keyed state, split over a local runner's workers; streaming jobs keep keyed state and timers
         kwargs = {"horizon_seconds": config.dedup_horizon_seconds,
                   "mode": config.near_duplicates.value, "expire_state": config.streaming}
         if config.near_dup_threshold is not None:
