@@ -119,7 +119,7 @@ def test_restart_resumes_from_committed_offsets(broker, topic_names):
     gc_before = (gc.get_threshold(), gc.get_freeze_count())
     s1 = _run(broker, topic_names)
     assert (s1.read, s1.written) == (5, 5)
-    # an in-process run tunes the collector for itself (pipeline.run._run_once) and leaves it as it was
+    # an in-process run tunes the collector for itself (pipeline.tuning.quiet_collector) and leaves it as it was
     assert (gc.get_threshold(), gc.get_freeze_count()) == gc_before
     again = _run(broker, topic_names)
     assert again.read == 0  # nothing new: committed offsets are at the end
