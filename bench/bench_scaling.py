@@ -13,9 +13,9 @@ load included), the runs themselves, the peak RSS and CPU-seconds of the runner 
 process (psutil, sampled every 0.2 s over the process tree), and where the wall time went: the runner
 executes one bundle at a time, a stateful (keyed) stage on one worker only, any other stage split over the
 W workers, so the job's wall time is the sum of its bundles' wall times, split here into "one-worker"
-(stateful stages: dedup, boilerplate memory, near-dup band shards and their timer rounds, and the stateless
-steps fused into them) and "split" (stateless stages: read, parse, the near-dup joins of a batch run, NLP,
-encode, write). The runner-side figures come from wrapping
+(stateful stages and the stateless steps fused into them: in a bounded batch run only the offset commits,
+since exact dedup, the boilerplate memory and the near-dup band shards run grouped there; in a streaming
+graph those too) and "split" (stateless stages: read, parse, the grouped steps, NLP, encode, write). The runner-side figures come from wrapping
 ``FnApiRunner._execute_bundle`` (a private Beam method; the breakdown is left out if it moves). Then the
 ratio W=2 / W=1 against the floor (1.7x), and the ratio the stage split predicts from W=1 alone
 (one-worker time + split time / 2): if the measured ratio is below the predicted one, the machine was busy.
