@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import types
+import weakref
 from typing import Callable, Iterator
 
 __all__ = ["for_run", "cached_dofn_specs", "quiet_collector", "short_sampler_ticks"]
@@ -41,7 +42,10 @@ def for_run(in_process: bool) -> Iterator[None]:
 
 # ------------------------------------------------------------------------------------- DoFn specs
 
-_SPECS: dict = {}  # DoFn class -> (state specs, timer specs), for instances without methods of their own
+# DoFn class -> (state specs, timer specs), for instances without methods of their own. Weak: Beam makes
+# some DoFn classes per bundle processor (bundle_processor.create_pair_with_restriction's), and a local
+# unbounded job (pipeline.rounds) builds one every round; a plain dict would keep each of them for good.
+_SPECS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _specs_of_class(original: Callable) -> Callable:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -166,4 +168,18 @@ def test_cached_dofn_specs_are_the_classes_and_leave_instance_methods_alone():
         with TestPipeline(runner="FnApiRunner") as p:
             out = p | beam.Create([("a", 1), ("a", 2), ("b", 3)]) | beam.ParDo(_Counting())
             assert_that(out, equal_to([("a", 1), ("a", 2), ("b", 1)]))
+
+        def local_dofn():  # as Beam makes some DoFn classes per bundle processor
+            class Local(beam.DoFn):
+                def process(self, x):
+                    yield x
+            return Local()
+
+        kept = local_dofn()
+        for _ in range(5):
+            userstate.get_dofn_specs(local_dofn())
+        userstate.get_dofn_specs(kept)
+        gc.collect()
+        # the cache keeps no class alive: only the one still in use is in it
+        assert [c for c in tuning._SPECS if c.__name__ == "Local"] == [type(kept)]
     assert userstate.get_dofn_specs is original
