@@ -72,12 +72,11 @@ import apache_beam as beam
 from apache_beam import coders, pvalue
 from apache_beam.transforms import userstate
 from apache_beam.transforms.timeutil import TimeDomain
-from apache_beam.utils.timestamp import Timestamp
 
 from pipeline.boilerplate import ALL_BOILERPLATE, PublisherMemory, load_rules, strip
 from pipeline.boilerplate.memory import DAY_MS
 from pipeline.records import Article, ArticleCoder, DeadLetter
-from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, METRICS_NAMESPACE, cheap_state_cache_sizing,
+from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, METRICS_NAMESPACE, at_step, cheap_state_cache_sizing,
                                     element_micros, release_time, ReleaseSteps,
                                     stage_dead_letter, typed)
 from pipeline.stages.dedup import event_time_ms
@@ -318,12 +317,7 @@ class _StripGroupedFn(_JudgeFn):
         self._in.inc(len(items))
         h = _Held()
         for step, group in itertools.groupby(items, key=lambda mt: release_time(mt[0])):
-            at = Timestamp(micros=step)
-            for out in self._judge(h, [article for _, article in group]):
-                if isinstance(out, pvalue.TaggedOutput):
-                    yield pvalue.TaggedOutput(out.tag, beam.window.TimestampedValue(out.value, at))
-                else:
-                    yield beam.window.TimestampedValue(out, at)
+            yield from at_step(self._judge(h, [article for _, article in group]), step)
 
 
 class StripBoilerplate(beam.PTransform):

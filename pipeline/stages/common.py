@@ -33,6 +33,7 @@ __all__ = [
     "release_time",
     "element_micros",
     "ReleaseSteps",
+    "at_step",
     "stage_dead_letter",
     "ArticleStageFn",
     "apply_stage_fn",
@@ -107,6 +108,17 @@ def element_micros(timestamp) -> int:
     """An element timestamp in microseconds, clamped at 0: bounded sources stamp MIN_TIMESTAMP, and timers
     need a real time."""
     return max(int(timestamp.micros), 0)
+
+
+def at_step(outputs: Iterable, step: int) -> Iterable:
+    """``outputs`` of a DoFn (tagged or main) timestamped with release step ``step`` (micros): how the
+    grouped (batch) forms of the held stages emit what their release timer would have emitted at ``step``."""
+    at = Timestamp(micros=step)
+    for out in outputs:
+        if isinstance(out, pvalue.TaggedOutput):
+            yield pvalue.TaggedOutput(out.tag, beam.window.TimestampedValue(out.value, at))
+        else:
+            yield beam.window.TimestampedValue(out, at)
 
 
 class ReleaseSteps:

@@ -68,9 +68,8 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline.dedup import CHUNK_CODER, ShardIndex, shard_of
 from pipeline.records import Article, ArticleCoder, DeadLetter
-from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, ReleaseSteps,
-                                    cheap_state_cache_sizing, element_micros, release_time, stage_dead_letter,
-                                    typed)
+from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, ReleaseSteps, at_step,
+                                    cheap_state_cache_sizing, element_micros, release_time, stage_dead_letter, typed)
 
 __all__ = ["ExactDedup", "event_time_ms"]
 
@@ -338,12 +337,7 @@ class _DropExactCopiesGroupedFn(_JudgeCopiesFn):
         items = sorted(itertools.chain.from_iterable(batches), key=lambda ma: _copy_order(*ma))
         index = ShardIndex(self._horizon)
         for step, group in itertools.groupby(items, key=lambda ma: release_time(ma[0])):
-            at = Timestamp(micros=step)
-            for out in self._judge(index, list(group), seeds, stamp=False):
-                if isinstance(out, pvalue.TaggedOutput):
-                    yield pvalue.TaggedOutput(out.tag, beam.window.TimestampedValue(out.value, at))
-                else:
-                    yield beam.window.TimestampedValue(out, at)
+            yield from at_step(self._judge(index, list(group), seeds, stamp=False), step)
 
 
 class ExactDedup(beam.PTransform):

@@ -108,8 +108,8 @@ from apache_beam.utils.timestamp import Duration, Timestamp
 
 from pipeline.neardup import Fingerprint, Match, NearDupConfig, band_hashes, combine, fingerprint_article, match
 from pipeline.records import Article, ArticleCoder, DeadLetter
-from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, cheap_state_cache_sizing,
-                                    element_micros, release_time, ReleaseSteps,
+from pipeline.stages.common import (ARTICLES, DEAD_LETTERS, DUPLICATES, METRICS_NAMESPACE, at_step,
+                                    cheap_state_cache_sizing, element_micros, release_time, ReleaseSteps,
                                     stage_dead_letter, typed)
 
 __all__ = ["NearDuplicates", "NearDupMode"]
@@ -447,9 +447,7 @@ class _CandidatesGroupedFn(_FindCandidatesFn):
         h = _Shard()
         h.pending = [(_MICROS.unpack_from(data)[0], data[_MICROS.size:]) for data in timed]
         for step in sorted({release_time(micros) for micros, _ in h.pending}):
-            at = Timestamp(micros=step)
-            for out in self._release(h, step):
-                yield beam.window.TimestampedValue(out, at)
+            yield from at_step(self._release(h, step), step)
 
 
 class _BagJoin:
